@@ -1,0 +1,17 @@
+//! tocsin-engine: the pure core of tocsin.
+//!
+//! Everything here is deterministic computation over data passed in: no I/O, no
+//! clocks, no threads of its own. The host service, the CLI and the browser
+//! playground all run this same crate; it builds for the native target and for
+//! `wasm32-unknown-unknown`.
+
+pub mod gofmt;
+pub mod labels;
+pub mod matcher;
+pub mod promql;
+pub mod sample;
+pub mod storage;
+
+pub use labels::{Label, Labels};
+pub use matcher::{MatchOp, Matcher};
+pub use sample::{STALE_NAN, Sample, is_stale_nan};

@@ -1,0 +1,49 @@
+//! Samples: a millisecond timestamp and a float value.
+
+/// Bit pattern of the NaN that marks a series as stale (Prometheus's
+/// `value.StaleNaN`). Ordinary NaN values are data; this one means "the series
+/// ended here" and is never returned by a query.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The staleness marker as a float.
+pub const STALE_NAN: f64 = f64::from_bits(STALE_NAN_BITS);
+
+/// Whether `v` is the staleness marker (and not an ordinary NaN).
+#[inline]
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// One float sample. Timestamps are milliseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub t: i64,
+    pub v: f64,
+}
+
+impl Sample {
+    pub fn new(t: i64, v: f64) -> Self {
+        Sample { t, v }
+    }
+
+    /// Bit-exact equality, under which NaN equals itself and the staleness
+    /// marker differs from an ordinary NaN.
+    pub fn bit_eq(&self, other: &Sample) -> bool {
+        self.t == other.t && self.v.to_bits() == other.v.to_bits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_nan_is_distinct_from_nan() {
+        assert!(STALE_NAN.is_nan());
+        assert!(is_stale_nan(STALE_NAN));
+        assert!(!is_stale_nan(f64::NAN));
+        assert!(!is_stale_nan(0.0));
+        assert!(!Sample::new(1, f64::NAN).bit_eq(&Sample::new(1, STALE_NAN)));
+        assert!(Sample::new(1, f64::NAN).bit_eq(&Sample::new(1, f64::NAN)));
+    }
+}

@@ -1,0 +1,73 @@
+//! Series storage: the [`Queryable`] seam PromQL reads through, and the
+//! in-memory [`Head`] that implements it.
+
+pub mod head;
+
+pub use head::{AppendError, Head, HeadOptions, HeadStats, SeriesHandle};
+
+use crate::labels::{Labels, Str};
+use crate::matcher::Matcher;
+use crate::sample::Sample;
+
+/// Opaque id of a series, valid for the [`Queryable`] that returned it.
+pub type SeriesId = u64;
+
+/// A series found by [`Queryable::select`].
+#[derive(Clone, Debug)]
+pub struct SelectedSeries {
+    pub id: SeriesId,
+    pub labels: Labels,
+}
+
+/// Errors a data source can report to a query.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("series {0} not found")]
+    SeriesNotFound(SeriesId),
+    #[error("{0}")]
+    Source(String),
+}
+
+/// Read access to series data. PromQL evaluates over anything implementing this:
+/// the local [`Head`], or later a remote Prometheus-compatible store.
+///
+/// Timestamps are inclusive milliseconds. Implementations must be cheap to call
+/// many times per query: the evaluator selects once per selector and then reads
+/// each series' samples once.
+pub trait Queryable {
+    /// Series matching every matcher that may hold samples in `[mint, maxt]`,
+    /// sorted by labels.
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SelectedSeries>, StorageError>;
+
+    /// Appends the samples of series `id` in `[mint, maxt]` to `out`, in time order.
+    fn samples(
+        &self,
+        id: SeriesId,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), StorageError>;
+
+    /// Sorted, distinct label names of the series matching `matchers`
+    /// (all series when empty) with samples in `[mint, maxt]`.
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Str>, StorageError>;
+
+    /// Sorted, distinct values of label `name` among the matching series.
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Str>, StorageError>;
+}
