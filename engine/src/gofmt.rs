@@ -136,6 +136,53 @@ pub fn format_float_g_into(out: &mut String, v: f64) {
     }
 }
 
+/// Prometheus's `FormatOpenMetricsFloat`: like [`format_float_g`], but a
+/// number without `.` or exponent gets a trailing `.0` (so `1` prints `1.0`).
+pub fn format_openmetrics_float(v: f64) -> String {
+    if v == 0.0 {
+        return "0.0".to_owned();
+    }
+    let s = format_float_g(v);
+    if v.is_nan() || v.is_infinite() || s.contains(['.', 'e']) { s } else { s + ".0" }
+}
+
+/// Go's `strconv.ParseFloat(s, 64)` for the inputs Prometheus feeds it (label
+/// values such as `le`, exposition values): decimal and exponent forms,
+/// `Inf`/`Infinity`/`NaN` in any case with an optional sign, hexadecimal
+/// mantissa-exponent forms (`0x1p-2`), and `_` digit separators only where Go
+/// allows them (with a base prefix).
+pub fn parse_float(s: &str) -> Option<f64> {
+    if let Ok(v) = s.parse::<f64>() {
+        // Rust also accepts "infinity"/"inf"/"nan" case-insensitively, like Go.
+        return Some(v);
+    }
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let hex = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X"))?;
+    let hex: String = hex.chars().filter(|c| *c != '_').collect();
+    // Go requires the binary exponent on hexadecimal floats.
+    let i = hex.find(['p', 'P'])?;
+    let (mant, exp) = (&hex[..i], hex[i + 1..].parse::<i32>().ok()?);
+    let (int_part, frac_part) = mant.split_once('.').unwrap_or((mant, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    let mut v = 0.0f64;
+    for c in int_part.chars() {
+        v = v * 16.0 + c.to_digit(16)? as f64;
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac_part.chars() {
+        v += c.to_digit(16)? as f64 * scale;
+        scale /= 16.0;
+    }
+    let v = v * 2f64.powi(exp);
+    Some(if neg { -v } else { v })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +211,29 @@ mod tests {
         assert_eq!(format_float_g(f64::NAN), "NaN");
         assert_eq!(format_float_g(-0.0), "-0");
         assert_eq!(format_float_g(1.7976931348623157e308), "1.7976931348623157e+308");
+    }
+
+    #[test]
+    fn openmetrics_float() {
+        assert_eq!(format_openmetrics_float(1.0), "1.0");
+        assert_eq!(format_openmetrics_float(-0.0), "0.0");
+        assert_eq!(format_openmetrics_float(0.25), "0.25");
+        assert_eq!(format_openmetrics_float(1e21), "1e+21");
+        assert_eq!(format_openmetrics_float(f64::INFINITY), "+Inf");
+    }
+
+    #[test]
+    fn parse_float_like_go() {
+        assert_eq!(parse_float("1e0"), Some(1.0));
+        assert_eq!(parse_float(".2"), Some(0.2));
+        assert_eq!(parse_float("+Inf"), Some(f64::INFINITY));
+        assert_eq!(parse_float("-inf"), Some(f64::NEG_INFINITY));
+        assert!(parse_float("NaN").is_some_and(f64::is_nan));
+        assert_eq!(parse_float("0x1p-2"), Some(0.25));
+        assert_eq!(parse_float("0x10p0"), Some(16.0));
+        assert_eq!(parse_float("0x10"), None);
+        assert_eq!(parse_float("Hello World"), None);
+        assert_eq!(parse_float(""), None);
     }
 
     #[test]

@@ -118,15 +118,15 @@ impl Labels {
         Labels(self.0.iter().filter(|l| &*l.name != METRIC_NAME).cloned().collect())
     }
 
-    /// A stable 64-bit hash of the whole set (xxh3 over `name 0xff value 0xff`),
-    /// equal for equal sets in every process and on every platform.
+    /// The 64-bit hash Prometheus computes for this set (xxhash64 over its
+    /// length-prefixed "stringlabels" encoding). Equal in every process and on
+    /// every platform, and equal to Prometheus's own, which matters where the
+    /// hash decides results (`limit_ratio`).
     pub fn stable_hash(&self) -> u64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
         for l in self.0.iter() {
-            h.update(l.name.as_bytes());
-            h.update(&[0xff]);
-            h.update(l.value.as_bytes());
-            h.update(&[0xff]);
+            hash_len_prefixed(&mut h, &l.name);
+            hash_len_prefixed(&mut h, &l.value);
         }
         h.digest()
     }
@@ -134,13 +134,11 @@ impl Labels {
     /// Hash of only the labels named in `names` (which must be sorted), as used
     /// for `on(...)` and `by(...)` grouping.
     pub fn hash_for(&self, names: &[Str]) -> u64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
         for l in self.0.iter() {
             if names.binary_search(&l.name).is_ok() {
-                h.update(l.name.as_bytes());
-                h.update(&[0xff]);
-                h.update(l.value.as_bytes());
-                h.update(&[0xff]);
+                hash_len_prefixed(&mut h, &l.name);
+                hash_len_prefixed(&mut h, &l.value);
             }
         }
         h.digest()
@@ -149,13 +147,11 @@ impl Labels {
     /// Hash of all labels except those named in `names` (sorted) and `__name__`,
     /// as used for `ignoring(...)` and `without(...)`.
     pub fn hash_without(&self, names: &[Str]) -> u64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
         for l in self.0.iter() {
             if &*l.name != METRIC_NAME && names.binary_search(&l.name).is_err() {
-                h.update(l.name.as_bytes());
-                h.update(&[0xff]);
-                h.update(l.value.as_bytes());
-                h.update(&[0xff]);
+                hash_len_prefixed(&mut h, &l.name);
+                hash_len_prefixed(&mut h, &l.value);
             }
         }
         h.digest()
@@ -259,6 +255,18 @@ impl fmt::Debug for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
+}
+
+/// Feeds `s` with Prometheus's length prefix: one byte below 255, otherwise
+/// 255 followed by the length as 3 little-endian bytes.
+fn hash_len_prefixed(h: &mut xxhash_rust::xxh64::Xxh64, s: &str) {
+    let n = s.len();
+    if n < 255 {
+        h.update(&[n as u8]);
+    } else {
+        h.update(&[255, n as u8, (n >> 8) as u8, (n >> 16) as u8]);
+    }
+    h.update(s.as_bytes());
 }
 
 /// Label names that are not legacy identifiers (UTF-8 names, allowed since

@@ -3,12 +3,23 @@
 //! Queries are parsed with the `promql-parser` crate and evaluated over any
 //! [`Queryable`]. Evaluation is columnar: an expression is evaluated for all steps
 //! of a query at once, series are read from storage once per selector, and work
-//! that depends only on labels (grouping, matching, output label sets) is done
-//! once per series rather than once per step.
+//! that depends only on labels (grouping keys, matching signatures, output label
+//! sets) is done once per series rather than once per step.
 
+mod aggregate;
+mod annotations;
+mod binary;
+mod eval;
+mod functions;
+mod histogram;
+mod kahan;
 mod value;
 
+pub use annotations::Annotations;
+pub use promql_parser::parser::Expr;
 pub use value::{InstantSample, QueryResult, Series, Value};
+
+use promql_parser::parser::value::ValueType;
 
 use crate::storage::{Queryable, StorageError};
 
@@ -19,6 +30,8 @@ pub enum QueryError {
     Parse(String),
     #[error("{0}")]
     Eval(String),
+    #[error("query processing would load too many samples into memory in {0}")]
+    TooManySamples(&'static str),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -28,20 +41,38 @@ pub enum QueryError {
 pub struct EngineOptions {
     /// How far back an instant selector looks for the latest sample.
     pub lookback_delta_ms: i64,
-    /// Upper bound on samples held in memory at once by one query.
+    /// Upper bound on samples one query may hold in memory at once.
     pub max_samples: usize,
+    /// Step of a subquery written without one (`x[1h:]`); Prometheus uses the
+    /// global evaluation interval.
+    pub default_subquery_step_ms: i64,
+    /// Prometheus's `promql-delayed-name-removal` feature: keep `__name__` until
+    /// the end of evaluation so later operations can still see it. Off by
+    /// default, as in Prometheus; the conformance suite runs with it on, as
+    /// Prometheus's own test harness does.
+    pub delayed_name_removal: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { lookback_delta_ms: 5 * 60 * 1000, max_samples: 50_000_000 }
+        EngineOptions {
+            lookback_delta_ms: 5 * 60 * 1000,
+            max_samples: 50_000_000,
+            default_subquery_step_ms: 60_000,
+            delayed_name_removal: false,
+        }
     }
 }
 
-/// The PromQL engine. Stateless apart from its options.
+/// The PromQL engine. Holds only options; every query is independent.
 #[derive(Clone, Debug, Default)]
 pub struct Engine {
     pub opts: EngineOptions,
+}
+
+/// Parses a query, mapping the parser's errors into [`QueryError::Parse`].
+pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    promql_parser::parser::parse(query).map_err(QueryError::Parse)
 }
 
 impl Engine {
@@ -52,22 +83,109 @@ impl Engine {
     /// Evaluates `query` at one instant `t` (ms).
     pub fn instant(
         &self,
-        _storage: &dyn Queryable,
-        _query: &str,
-        _t: i64,
+        storage: &dyn Queryable,
+        query: &str,
+        t: i64,
     ) -> Result<QueryResult, QueryError> {
-        Err(QueryError::Eval("PromQL evaluation is not implemented yet".into()))
+        self.instant_expr(storage, &parse(query)?, t)
+    }
+
+    /// Evaluates a parsed expression at one instant `t` (ms).
+    pub fn instant_expr(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        t: i64,
+    ) -> Result<QueryResult, QueryError> {
+        let mut ev = eval::Evaluator::new(storage, &self.opts, t, t, 1);
+        let val = ev.eval_top(expr)?;
+        let value = match val {
+            eval::Val::Vector(series) => Value::Vector(
+                series
+                    .into_iter()
+                    .filter_map(|s| {
+                        s.points.first().map(|p| InstantSample { labels: s.labels, t, v: p.v })
+                    })
+                    .collect(),
+            ),
+            eval::Val::Scalar(v) => Value::Scalar { t, v: v.first().copied().unwrap_or(f64::NAN) },
+            eval::Val::Str(s) => Value::String { t, s },
+            eval::Val::Range(mut series) => {
+                series.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(series)
+            }
+        };
+        Ok(ev.finish(value))
     }
 
     /// Evaluates `query` at every step from `start` to `end` inclusive (ms).
     pub fn range(
         &self,
-        _storage: &dyn Queryable,
-        _query: &str,
-        _start: i64,
-        _end: i64,
-        _step: i64,
+        storage: &dyn Queryable,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
     ) -> Result<QueryResult, QueryError> {
-        Err(QueryError::Eval("PromQL evaluation is not implemented yet".into()))
+        self.range_expr(storage, &parse(query)?, start, end, step)
+    }
+
+    /// Evaluates a parsed expression over a range of steps.
+    pub fn range_expr(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<QueryResult, QueryError> {
+        if step <= 0 {
+            return Err(QueryError::Eval(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end < start {
+            return Err(QueryError::Eval("end timestamp must not be before start time".into()));
+        }
+        match expr.value_type() {
+            ValueType::Vector | ValueType::Scalar => {}
+            other => {
+                return Err(QueryError::Eval(format!(
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    type_name(other)
+                )));
+            }
+        }
+        let mut ev = eval::Evaluator::new(storage, &self.opts, start, end, step);
+        let val = ev.eval_top(expr)?;
+        let mut series: Vec<Series> = match val {
+            eval::Val::Vector(series) => series
+                .into_iter()
+                .filter(|s| !s.points.is_empty())
+                .map(|s| Series { labels: s.labels, points: s.points })
+                .collect(),
+            eval::Val::Scalar(values) => vec![Series {
+                labels: crate::labels::Labels::empty(),
+                points: ev.scalar_points(&values),
+            }],
+            eval::Val::Str(_) | eval::Val::Range(_) => {
+                return Err(QueryError::Eval("unexpected result type for range query".into()));
+            }
+        };
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(ev.finish(Value::Matrix(series)))
     }
 }
+
+/// Prometheus's name for a value type, as used in its error messages.
+pub(crate) fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Vector => "instant vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+//! Evaluator unit tests over a small head. The full conformance suite is the
+//! promqltest runner (`engine/tests/promqltest.rs`); these pin the basics and
+//! the engine's own edges.
+
+use super::*;
+use crate::labels::Labels;
+use crate::storage::Head;
+
+const M: i64 = 60_000;
+
+fn head(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Head {
+    let h = Head::default();
+    for (labels, samples) in series {
+        let l = Labels::from_pairs(labels);
+        for &(t, v) in *samples {
+            h.append_labels(&l, t, v).unwrap();
+        }
+    }
+    h
+}
+
+fn counter(job: &str, step: f64) -> Vec<(i64, f64)> {
+    (0..=10).map(|i| (i * M, i as f64 * step)).collect()
+}
+
+fn instant(h: &Head, q: &str, t: i64) -> Vec<(String, f64)> {
+    let e = Engine::new(EngineOptions::default());
+    match e.instant(h, q, t).unwrap().value {
+        Value::Vector(v) => v.into_iter().map(|s| (s.labels.to_string(), s.v)).collect(),
+        Value::Scalar { v, .. } => vec![("scalar".into(), v)],
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn sorted(mut v: Vec<(String, f64)>) -> Vec<(String, f64)> {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn rate_extrapolates_like_prometheus() {
+    let a = counter("a", 60.0);
+    let h = head(&[(&[("__name__", "x_total"), ("job", "a")], &a)]);
+    // 1/s counter sampled every minute: rate over 5m is exactly 1.
+    assert_eq!(instant(&h, "rate(x_total[5m])", 10 * M), vec![(r#"{job="a"}"#.into(), 1.0)]);
+    assert_eq!(instant(&h, "increase(x_total[5m])", 10 * M), vec![(r#"{job="a"}"#.into(), 300.0)]);
+}
+
+#[test]
+fn aggregation_by_and_topk_order() {
+    let h = head(&[
+        (&[("__name__", "x"), ("job", "a"), ("i", "1")], &[(0, 1.0)]),
+        (&[("__name__", "x"), ("job", "a"), ("i", "2")], &[(0, 5.0)]),
+        (&[("__name__", "x"), ("job", "b"), ("i", "1")], &[(0, 3.0)]),
+    ]);
+    assert_eq!(
+        sorted(instant(&h, "sum by (job) (x)", 0)),
+        vec![(r#"{job="a"}"#.into(), 6.0), (r#"{job="b"}"#.into(), 3.0)]
+    );
+    let top = instant(&h, "topk(2, x)", 0);
+    assert_eq!(top.iter().map(|x| x.1).collect::<Vec<_>>(), vec![5.0, 3.0]);
+    assert_eq!(instant(&h, "count(x)", 0), vec![("{}".into(), 3.0)]);
+    assert_eq!(instant(&h, "quantile(0.5, x)", 0), vec![("{}".into(), 3.0)]);
+}
+
+#[test]
+fn group_left_copies_labels() {
+    let h = head(&[
+        (&[("__name__", "req"), ("job", "a"), ("i", "1")], &[(0, 10.0)]),
+        (&[("__name__", "req"), ("job", "a"), ("i", "2")], &[(0, 20.0)]),
+        (&[("__name__", "info"), ("job", "a"), ("team", "t1")], &[(0, 1.0)]),
+    ]);
+    assert_eq!(
+        sorted(instant(&h, "req * on(job) group_left(team) info", 0)),
+        vec![
+            (r#"{i="1", job="a", team="t1"}"#.into(), 10.0),
+            (r#"{i="2", job="a", team="t1"}"#.into(), 20.0)
+        ]
+    );
+    let e = Engine::default();
+    let err = e.instant(&h, "info * on(job) req", 0).unwrap_err().to_string();
+    assert!(err.contains("many-to-many matching not allowed"), "{err}");
+}
+
+#[test]
+fn staleness_and_lookback() {
+    let h = head(&[(&[("__name__", "x")], &[(0, 1.0), (M, crate::STALE_NAN)])]);
+    assert_eq!(instant(&h, "x", 30_000).len(), 1);
+    assert!(instant(&h, "x", M).is_empty(), "a staleness marker ends the series");
+    let h = head(&[(&[("__name__", "x")], &[(0, 1.0)])]);
+    assert_eq!(instant(&h, "x", 5 * M - 1).len(), 1);
+    assert!(instant(&h, "x", 5 * M).is_empty(), "lookback is left-open");
+}
+
+#[test]
+fn offset_at_and_subquery() {
+    let a = counter("a", 1.0);
+    let h = head(&[(&[("__name__", "x")], &a)]);
+    assert_eq!(instant(&h, "x offset 2m", 10 * M)[0].1, 8.0);
+    assert_eq!(instant(&h, "x @ 180", 10 * M)[0].1, 3.0);
+    assert_eq!(instant(&h, "max_over_time(x[5m:1m])", 10 * M)[0].1, 10.0);
+    assert_eq!(instant(&h, "count_over_time(x[5m:1m])", 10 * M)[0].1, 5.0);
+}
+
+#[test]
+fn range_query_steps_and_scalars() {
+    let a = counter("a", 1.0);
+    let h = head(&[(&[("__name__", "x")], &a)]);
+    let e = Engine::default();
+    let r = e.range(&h, "x * 2", 0, 4 * M, 2 * M).unwrap();
+    let Value::Matrix(m) = r.value else { panic!() };
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].points.iter().map(|p| p.v).collect::<Vec<_>>(), vec![0.0, 4.0, 8.0]);
+    assert_eq!(m[0].labels.to_string(), "{}");
+    let r = e.range(&h, "time()", 0, 2 * M, M).unwrap();
+    let Value::Matrix(m) = r.value else { panic!() };
+    assert_eq!(m[0].points.iter().map(|p| p.v).collect::<Vec<_>>(), vec![0.0, 60.0, 120.0]);
+}
+
+#[test]
+fn errors_read_like_prometheus() {
+    let h = head(&[]);
+    let e = Engine::default();
+    assert!(matches!(e.instant(&h, "sum(", 0), Err(QueryError::Parse(_))));
+    let err = e.range(&h, "x[5m]", 0, 10, 1).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+    );
+    let err = e.instant(&h, "topk(scalar(vector(NaN)), vector(1))", 0).unwrap_err().to_string();
+    assert_eq!(err, "Parameter value is NaN");
+}
+
+#[test]
+fn rate_on_non_counter_name_is_an_info() {
+    let a = counter("a", 1.0);
+    let h = head(&[(&[("__name__", "gauge")], &a)]);
+    let r = Engine::default().instant(&h, "rate(gauge[5m])", 10 * M).unwrap();
+    assert_eq!(
+        r.infos,
+        vec![
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"gauge\""
+        ]
+    );
+}
