@@ -8,7 +8,9 @@ use crate::storage::Head;
 
 const M: i64 = 60_000;
 
-fn head(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Head {
+type TestSeries<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
+fn head(series: &[TestSeries]) -> Head {
     let h = Head::default();
     for (labels, samples) in series {
         let l = Labels::from_pairs(labels);
@@ -19,7 +21,7 @@ fn head(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Head {
     h
 }
 
-fn counter(job: &str, step: f64) -> Vec<(i64, f64)> {
+fn counter(step: f64) -> Vec<(i64, f64)> {
     (0..=10).map(|i| (i * M, i as f64 * step)).collect()
 }
 
@@ -39,7 +41,7 @@ fn sorted(mut v: Vec<(String, f64)>) -> Vec<(String, f64)> {
 
 #[test]
 fn rate_extrapolates_like_prometheus() {
-    let a = counter("a", 60.0);
+    let a = counter(60.0);
     let h = head(&[(&[("__name__", "x_total"), ("job", "a")], &a)]);
     // 1/s counter sampled every minute: rate over 5m is exactly 1.
     assert_eq!(instant(&h, "rate(x_total[5m])", 10 * M), vec![(r#"{job="a"}"#.into(), 1.0)]);
@@ -94,7 +96,7 @@ fn staleness_and_lookback() {
 
 #[test]
 fn offset_at_and_subquery() {
-    let a = counter("a", 1.0);
+    let a = counter(1.0);
     let h = head(&[(&[("__name__", "x")], &a)]);
     assert_eq!(instant(&h, "x offset 2m", 10 * M)[0].1, 8.0);
     assert_eq!(instant(&h, "x @ 180", 10 * M)[0].1, 3.0);
@@ -104,7 +106,7 @@ fn offset_at_and_subquery() {
 
 #[test]
 fn range_query_steps_and_scalars() {
-    let a = counter("a", 1.0);
+    let a = counter(1.0);
     let h = head(&[(&[("__name__", "x")], &a)]);
     let e = Engine::default();
     let r = e.range(&h, "x * 2", 0, 4 * M, 2 * M).unwrap();
@@ -133,7 +135,7 @@ fn errors_read_like_prometheus() {
 
 #[test]
 fn rate_on_non_counter_name_is_an_info() {
-    let a = counter("a", 1.0);
+    let a = counter(1.0);
     let h = head(&[(&[("__name__", "gauge")], &a)]);
     let r = Engine::default().instant(&h, "rate(gauge[5m])", 10 * M).unwrap();
     assert_eq!(
