@@ -14,7 +14,7 @@ use super::QueryError;
 use super::eval::{
     EvalResult, Evaluator, LabelBuilder, SSeries, SlotBuilder, StepIndex, Val, unwrap_parens,
 };
-use super::kahan;
+use super::{annotations, kahan};
 
 /// The scalar parameter of topk, quantile, ...: one value per step, plus the
 /// extremes Prometheus checks before evaluating.
@@ -136,20 +136,22 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> EvalRes
     match op {
         T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {
             let param = param.ok_or_else(|| QueryError::Eval("parameter missing".into()))?;
-            aggregate_k(ev, op, &param, input, &group_of, ngroups)
+            let at = agg.param.as_deref().map(unwrap_parens);
+            aggregate_k(ev, op, &param, at, input, &group_of, ngroups)
         }
         _ => {
             if op == T_QUANTILE
-                && let Some(p) = &param
+                && let (Some(p), Some(at)) = (&param, agg.param.as_deref())
             {
+                let at = unwrap_parens(at);
                 if p.has_nan {
-                    ev.annos.invalid_quantile(f64::NAN);
+                    ev.note(annotations::invalid_quantile(f64::NAN), at);
                 }
                 if p.max > 1.0 {
-                    ev.annos.invalid_quantile(p.max);
+                    ev.note(annotations::invalid_quantile(p.max), at);
                 }
                 if p.min < 0.0 {
-                    ev.annos.invalid_quantile(p.min);
+                    ev.note(annotations::invalid_quantile(p.min), at);
                 }
             }
             aggregate_values(ev, op, param.as_ref(), input, &group_of, group_labels)
@@ -397,6 +399,7 @@ fn aggregate_k(
     ev: &mut Evaluator,
     op: TokenId,
     param: &Param,
+    param_expr: Option<&Expr>,
     input: Vec<SSeries>,
     group_of: &[usize],
     ngroups: usize,
@@ -408,11 +411,13 @@ fn aggregate_k(
         if param.has_nan {
             return Err(QueryError::Eval("Ratio value is NaN".into()));
         }
-        if param.max > 1.0 {
-            ev.annos.invalid_ratio(param.max, 1.0);
-        }
-        if param.min < -1.0 {
-            ev.annos.invalid_ratio(param.min, -1.0);
+        if let Some(at) = param_expr {
+            if param.max > 1.0 {
+                ev.note(annotations::invalid_ratio(param.max, 1.0), at);
+            }
+            if param.min < -1.0 {
+                ev.note(annotations::invalid_ratio(param.min, -1.0), at);
+            }
         }
     } else {
         if param.max < 1.0 {

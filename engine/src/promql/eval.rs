@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{
-    AtModifier, Call, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
+    AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
 };
 
 use promql_parser::parser::value::ValueType;
@@ -14,7 +14,8 @@ use crate::matcher::{MatchOp, Matcher};
 use crate::sample::{Sample, is_stale_nan};
 use crate::storage::{Queryable, SelectedSeries};
 
-use super::annotations::Annotations;
+use super::annotations::{Annotations, Level, Note};
+use super::positions::Positions;
 use super::value::{QueryResult, Series, Value};
 use super::{EngineOptions, QueryError, aggregate, binary, functions};
 
@@ -53,6 +54,8 @@ pub(crate) struct Evaluator<'a> {
     pub query_end: i64,
     pub query_step: i64,
     pub annos: Annotations,
+    /// Where nodes start in the query text, when there is one.
+    pub positions: Option<&'a Positions<'a>>,
     samples_loaded: usize,
 }
 
@@ -108,6 +111,7 @@ impl<'a> Evaluator<'a> {
             query_end: end,
             query_step: if start == end { 0 } else { interval },
             annos: Annotations::default(),
+            positions: None,
             samples_loaded: 0,
         }
     }
@@ -124,6 +128,7 @@ impl<'a> Evaluator<'a> {
             query_end: self.query_end,
             query_step: self.query_step,
             annos: Annotations::default(),
+            positions: self.positions,
             samples_loaded: self.samples_loaded,
         }
     }
@@ -153,6 +158,19 @@ impl<'a> Evaluator<'a> {
 
     pub fn finish(self, value: Value) -> QueryResult {
         QueryResult { value, warnings: self.annos.warnings, infos: self.annos.infos }
+    }
+
+    /// Records an annotation about `at`, with its position as Prometheus
+    /// prints it when the query text is known.
+    pub fn note(&mut self, note: Note, at: &Expr) {
+        let text = match self.positions.and_then(|p| p.of(at)) {
+            Some(pos) => format!("{} ({pos})", note.text),
+            None => note.text,
+        };
+        match note.level {
+            Level::Warning => self.annos.warn(text),
+            Level::Info => self.annos.info(text),
+        }
     }
 
     /// Counts samples held by the query and fails once over the limit.
@@ -224,7 +242,7 @@ impl<'a> Evaluator<'a> {
             Expr::VectorSelector(vs) => Ok(Val::Vector(self.eval_vector_selector(vs, false)?)),
             Expr::MatrixSelector(ms) => self.eval_matrix_selector_instant(ms),
             Expr::Subquery(sq) => self.eval_subquery_instant(sq),
-            Expr::Call(call) => self.eval_call(call),
+            Expr::Call(call) => functions::eval_call(self, expr, call),
             Expr::Aggregate(agg) => aggregate::eval_aggregate(self, agg),
             Expr::Binary(be) => binary::eval_binary(self, be),
             Expr::Extension(_) => {
@@ -485,12 +503,6 @@ impl<'a> Evaluator<'a> {
                 super::type_name(other.value_type())
             ))),
         }
-    }
-
-    // ----- function calls ----------------------------------------------------
-
-    fn eval_call(&mut self, call: &Call) -> EvalResult<Val> {
-        functions::eval_call(self, call)
     }
 }
 

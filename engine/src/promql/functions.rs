@@ -16,8 +16,8 @@ use super::aggregate::quantile;
 use super::eval::{
     EvalResult, Evaluator, SSeries, StepIndex, Val, merge_same_labels, unwrap_parens,
 };
-use super::histogram;
 use super::kahan;
+use super::{annotations, histogram};
 
 /// Per-step context of a range function.
 struct RangeCtx<'a> {
@@ -29,9 +29,11 @@ struct RangeCtx<'a> {
     range_ms: i64,
     /// The values of the non-range (scalar) arguments at this step, in order.
     scalars: &'a [f64],
+    /// All arguments of the call, for annotation positions.
+    args: &'a [&'a Expr],
 }
 
-pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> EvalResult<Val> {
+pub(crate) fn eval_call(ev: &mut Evaluator, expr: &Expr, call: &Call) -> EvalResult<Val> {
     let name = call.func.name;
     let args: Vec<&Expr> = call.args.args.iter().map(|a| unwrap_parens(a)).collect();
 
@@ -51,7 +53,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> EvalResult<Val> {
             )));
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" if ev.start != ev.end => {
-            ev.annos.sort_in_range_query();
+            ev.note(annotations::sort_in_range_query(), expr);
         }
         _ => {}
     }
@@ -239,13 +241,13 @@ fn eval_instant_call(
         "histogram_quantile" => {
             let q = scalar_arg(&vals, 0)?.to_vec();
             let series = take_vector(&mut vals, 1)?;
-            histogram::classic_quantile(ev, &q, series)
+            histogram::classic_quantile(ev, &q, series, args)
         }
         "histogram_fraction" => {
             let lo = scalar_arg(&vals, 0)?.to_vec();
             let hi = scalar_arg(&vals, 1)?.to_vec();
             let series = take_vector(&mut vals, 2)?;
-            histogram::classic_fraction(ev, &lo, &hi, series)
+            histogram::classic_fraction(ev, &lo, &hi, series, args[2])
         }
         "histogram_quantiles" => {
             let series = take_vector(&mut vals, 0)?;
@@ -253,7 +255,7 @@ fn eval_instant_call(
             let qs: Vec<Vec<f64>> = (2..vals.len())
                 .map(|i| scalar_arg(&vals, i).map(<[f64]>::to_vec))
                 .collect::<EvalResult<_>>()?;
-            histogram::classic_quantiles(ev, series, &label, &qs)
+            histogram::classic_quantiles(ev, series, &label, &qs, args)
         }
         // Native-histogram functions: float samples carry no histogram, so
         // these select nothing, exactly as in Prometheus.
@@ -588,6 +590,7 @@ fn eval_range_call(
                 range_end: end,
                 range_ms: input.range,
                 scalars: &scalars,
+                args,
             };
             if let Some(v) = range_fn(ev, name, &buf[lo..hi], &ctx)? {
                 points.push(Sample { t: ts, v });
@@ -598,7 +601,7 @@ fn eval_range_call(
             if !metric.is_empty()
                 && !["_total", "_sum", "_count", "_bucket"].iter().any(|s| metric.ends_with(s))
             {
-                ev.annos.possible_non_counter(metric);
+                ev.note(annotations::possible_non_counter(metric), args[range_idx]);
             }
         }
         if !points.is_empty() {
@@ -675,7 +678,7 @@ fn range_fn(
         "quantile_over_time" => {
             let q = ctx.scalars[0];
             if q.is_nan() || !(0.0..=1.0).contains(&q) {
-                ev.annos.invalid_quantile(q);
+                ev.note(annotations::invalid_quantile(q), ctx.args[0]);
             }
             let mut values: Vec<f64> = w.iter().map(|s| s.v).collect();
             Some(quantile(q, &mut values))

@@ -4,7 +4,10 @@
 use crate::gofmt;
 use crate::labels::{Labels, METRIC_NAME, Str};
 
+use promql_parser::parser::Expr;
+
 use super::QueryError;
+use super::annotations;
 use super::eval::{EvalResult, Evaluator, LabelBuilder, SSeries, StepIndex, Val};
 
 /// Relative difference below which adjacent bucket counts are treated as equal
@@ -190,7 +193,7 @@ struct Histograms {
 }
 
 impl Histograms {
-    fn new(ev: &mut Evaluator, series: &[SSeries]) -> Self {
+    fn new(ev: &mut Evaluator, series: &[SSeries], arg: &Expr) -> Self {
         let le: [Str; 1] = [Str::from("le")];
         let mut by_sig: hashbrown::HashMap<Labels, usize, foldhash::fast::RandomState> =
             Default::default();
@@ -222,7 +225,7 @@ impl Histograms {
                     } else {
                         ""
                     };
-                    ev.annos.bad_bucket_label(name, le_val);
+                    ev.note(annotations::bad_bucket_label(name, le_val), arg);
                     h.group_of.push(None);
                     h.upper.push(f64::NAN);
                 }
@@ -242,9 +245,9 @@ impl Histograms {
     }
 }
 
-fn check_quantile(ev: &mut Evaluator, q: f64) {
+fn check_quantile(ev: &mut Evaluator, q: f64, at: &Expr) {
     if q.is_nan() || !(0.0..=1.0).contains(&q) {
-        ev.annos.invalid_quantile(q);
+        ev.note(annotations::invalid_quantile(q), at);
     }
 }
 
@@ -252,13 +255,14 @@ pub(crate) fn classic_quantile(
     ev: &mut Evaluator,
     q: &[f64],
     series: Vec<SSeries>,
+    args: &[&Expr],
 ) -> EvalResult<Val> {
-    let hs = Histograms::new(ev, &series);
+    let hs = Histograms::new(ev, &series, args[1]);
     let idx = StepIndex::new(ev, &series);
     let mut buckets = vec![Vec::new(); hs.labels.len()];
     let mut out = LabelBuilder::new();
     for (step, &q) in q.iter().enumerate().take(ev.n_steps()) {
-        check_quantile(ev, q);
+        check_quantile(ev, q, args[0]);
         hs.buckets_at(idx.at(step), &mut buckets);
         for (g, b) in buckets.iter_mut().enumerate() {
             if b.is_empty() {
@@ -271,7 +275,7 @@ pub(crate) fn classic_quantile(
                 } else {
                     ""
                 };
-                ev.annos.forced_monotonicity(name);
+                ev.note(annotations::forced_monotonicity(name), args[1]);
             }
             out.push(&hs.labels[g], hs.drop_name[g], ev.ts(step), v)?;
         }
@@ -284,8 +288,9 @@ pub(crate) fn classic_fraction(
     lower: &[f64],
     upper: &[f64],
     series: Vec<SSeries>,
+    arg: &Expr,
 ) -> EvalResult<Val> {
-    let hs = Histograms::new(ev, &series);
+    let hs = Histograms::new(ev, &series, arg);
     let idx = StepIndex::new(ev, &series);
     let mut buckets = vec![Vec::new(); hs.labels.len()];
     let mut out = LabelBuilder::new();
@@ -307,17 +312,18 @@ pub(crate) fn classic_quantiles(
     series: Vec<SSeries>,
     label: &str,
     qs: &[Vec<f64>],
+    args: &[&Expr],
 ) -> EvalResult<Val> {
     if label.is_empty() {
         return Err(QueryError::Eval(format!("invalid label name {}", gofmt::quote(label))));
     }
-    let hs = Histograms::new(ev, &series);
+    let hs = Histograms::new(ev, &series, args[0]);
     let idx = StepIndex::new(ev, &series);
     let mut buckets = vec![Vec::new(); hs.labels.len()];
     let mut out = LabelBuilder::new();
     for step in 0..ev.n_steps() {
-        for q in qs {
-            check_quantile(ev, q[step]);
+        for (k, q) in qs.iter().enumerate() {
+            check_quantile(ev, q[step], args[k + 2]);
         }
         hs.buckets_at(idx.at(step), &mut buckets);
         for q in qs {
@@ -336,7 +342,7 @@ pub(crate) fn classic_quantiles(
                     } else {
                         ""
                     };
-                    ev.annos.forced_monotonicity(name);
+                    ev.note(annotations::forced_monotonicity(name), args[0]);
                 }
                 let mut lb = hs.labels[g].builder();
                 lb.set(label, qstr.as_str());

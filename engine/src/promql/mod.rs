@@ -13,6 +13,7 @@ mod eval;
 mod functions;
 mod histogram;
 mod kahan;
+mod positions;
 mod value;
 
 pub use annotations::Annotations;
@@ -87,7 +88,9 @@ impl Engine {
         query: &str,
         t: i64,
     ) -> Result<QueryResult, QueryError> {
-        self.instant_expr(storage, &parse(query)?, t)
+        let expr = parse(query)?;
+        let positions = positions::Positions::compute(query, &expr);
+        self.instant_inner(storage, &expr, Some(&positions), t)
     }
 
     /// Evaluates a parsed expression at one instant `t` (ms).
@@ -97,7 +100,18 @@ impl Engine {
         expr: &Expr,
         t: i64,
     ) -> Result<QueryResult, QueryError> {
+        self.instant_inner(storage, expr, None, t)
+    }
+
+    fn instant_inner(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        positions: Option<&positions::Positions>,
+        t: i64,
+    ) -> Result<QueryResult, QueryError> {
         let mut ev = eval::Evaluator::new(storage, &self.opts, t, t, 1);
+        ev.positions = positions;
         let val = ev.eval_top(expr)?;
         let value = match val {
             eval::Val::Vector(series) => Value::Vector(
@@ -127,7 +141,9 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<QueryResult, QueryError> {
-        self.range_expr(storage, &parse(query)?, start, end, step)
+        let expr = parse(query)?;
+        let positions = positions::Positions::compute(query, &expr);
+        self.range_inner(storage, &expr, Some(&positions), start, end, step)
     }
 
     /// Evaluates a parsed expression over a range of steps.
@@ -135,6 +151,18 @@ impl Engine {
         &self,
         storage: &dyn Queryable,
         expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<QueryResult, QueryError> {
+        self.range_inner(storage, expr, None, start, end, step)
+    }
+
+    fn range_inner(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        positions: Option<&positions::Positions>,
         start: i64,
         end: i64,
         step: i64,
@@ -157,6 +185,7 @@ impl Engine {
             }
         }
         let mut ev = eval::Evaluator::new(storage, &self.opts, start, end, step);
+        ev.positions = positions;
         let val = ev.eval_top(expr)?;
         let mut series: Vec<Series> = match val {
             eval::Val::Vector(series) => series
