@@ -141,7 +141,7 @@ fn rate_on_non_counter_name_is_an_info() {
     assert_eq!(
         r.infos,
         vec![
-            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"gauge\""
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"gauge\" (1:6)"
         ]
     );
 }
