@@ -184,6 +184,20 @@ pub fn parse_scalar(input: &str) -> Result<f64, NotationError> {
     go_number(input).map_err(|kind| NotationError { column: 1, kind })
 }
 
+/// Unquotes one PromQL string literal (`"…"`, `'…'` or `` `…` ``, the whole
+/// input), with the Go escapes label values in series descriptions use.
+pub fn unquote(literal: &str) -> Result<String, NotationError> {
+    let mut c = Cursor::new(literal);
+    if !matches!(c.peek(), Some('"' | '\'' | '`')) {
+        return Err(c.unexpected("string literal", "a quote"));
+    }
+    let s = string(&mut c)?;
+    if !c.at_end() {
+        return Err(c.unexpected("string literal", "end of input"));
+    }
+    Ok(s)
+}
+
 /// Words the PromQL lexer turns into tokens that the metric rule rejects.
 /// `inf` and `nan` lex as numbers; the others are operators and modifiers.
 const NOT_METRIC_NAMES: &[&str] =

@@ -153,6 +153,17 @@ fn go_string_escapes() {
 }
 
 #[test]
+fn unquote_takes_exactly_one_literal() {
+    assert_eq!(unquote(r#""a\tb""#).unwrap(), "a\tb");
+    assert_eq!(unquote("`raw\\n`").unwrap(), "raw\\n");
+    assert_eq!(unquote("'two chars'").unwrap(), "two chars");
+    assert_eq!(unquote(r#""""#).unwrap(), "");
+    assert!(unquote(r#""a" "b""#).is_err());
+    assert!(unquote("bare").is_err());
+    assert!(unquote(r#""open"#).is_err());
+}
+
+#[test]
 fn syntax_errors_name_the_column() {
     let e = err(r#"foo{a=b} 1"#);
     assert_eq!(e.column, 7);
