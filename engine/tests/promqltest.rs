@@ -243,15 +243,6 @@ fn real_main() -> ExitCode {
     }
 
     println!();
-    if totals.inv_passed + totals.inv_failed > 0 {
-        println!("step invariance: {} passed, {} failed", totals.inv_passed, totals.inv_failed);
-    }
-    println!(
-        "{} passed, {} failed, {} skipped",
-        totals.passed,
-        totals.failed,
-        totals.skipped_total()
-    );
 
     let list_path = known_failures_path();
     let list = match ratchet::read(&list_path) {
@@ -306,6 +297,16 @@ fn real_main() -> ExitCode {
         }
     }
     println!("finished in {:.1}s", started.elapsed().as_secs_f64());
+    if totals.inv_passed + totals.inv_failed > 0 {
+        println!("step invariance: {} passed, {} failed", totals.inv_passed, totals.inv_failed);
+    }
+    // The totals come last, so that `tail -1` is the headline.
+    println!(
+        "{} passed, {} failed, {} skipped",
+        totals.passed,
+        totals.failed,
+        totals.skipped_total()
+    );
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 

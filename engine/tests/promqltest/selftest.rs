@@ -29,6 +29,7 @@ const TESTS: &[Test] = &[
     ("durations parse like model.ParseDuration", durations),
     ("script forms parse like promqltest", script_forms),
     ("script errors are fatal", script_errors),
+    ("result comparison edge cases", compare_cases),
     ("ratchet ids, judging and updating", ratchet_cases),
     ("@ variants and selectors", query_ast_cases),
     ("end to end against a stand-in engine", end_to_end),
@@ -213,6 +214,71 @@ fn script_errors() {
     }
     // A comment inside a block ends it; what follows is a new command.
     assert!(script::parse("load 1m\n  foo 1\n# c\n  bar 1\n").is_err());
+}
+
+fn compare_cases() {
+    use crate::compare::{Frame, Outcome, check_range_mode, compare_result};
+    use tocsin_engine::Sample;
+    let s = script::parse(
+        "eval range from 0 to 2m step 1m m\n  m{a=\"1\"} 1 _ 3\n  m{a=\"2\"} 1\n\n\
+         eval instant at 1m m[2m]\n  m 1\n\n\
+         eval instant at 0 scalar(m)\n  7\n\n\
+         eval instant at 0 m\n  expect ordered\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ev = evals(&s);
+    let l = |a: &str| Labels::from_pairs(&[("__name__", "m"), ("a", a)]);
+    let series = |a: &str, pts: &[(i64, f64)]| Series {
+        labels: l(a),
+        points: pts.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+    };
+    let frame = Frame { start_ms: 0, step_ms: 60_000, end_ms: Some(120_000) };
+    let good = vec![series("1", &[(0, 1.0), (120_000, 3.0)]), series("2", &[(0, 1.0)])];
+    assert_eq!(compare_result(ev[0], &Value::Matrix(good.clone()), frame), Ok(()));
+    let unsorted = vec![good[1].clone(), good[0].clone()];
+    let e = compare_result(ev[0], &Value::Matrix(unsorted), frame).unwrap_err();
+    assert!(e.contains("not sorted"), "{e}");
+    let shifted = vec![series("1", &[(0, 1.0), (60_000, 3.0)]), good[1].clone()];
+    assert!(compare_result(ev[0], &Value::Matrix(shifted), frame).is_err());
+    let extra_point =
+        vec![series("1", &[(0, 1.0), (60_000, 2.0), (120_000, 3.0)]), good[1].clone()];
+    assert!(compare_result(ev[0], &Value::Matrix(extra_point), frame).is_err());
+    let vector = Value::Vector(vec![InstantSample { labels: l("2"), t: 0, v: 1.0 }]);
+    assert!(compare_result(ev[0], &vector, frame).is_err());
+    // An instant query's matrix without `expect range vector` has no expected
+    // timestamps, as in Prometheus: any expected point fails.
+    let m = Value::Matrix(vec![Series {
+        labels: Labels::from_pairs(&[("__name__", "m")]),
+        points: vec![Sample::new(60_000, 1.0)],
+    }]);
+    let e = compare_result(ev[1], &m, Frame { start_ms: 60_000, step_ms: 0, end_ms: None })
+        .unwrap_err();
+    assert!(e.contains("cannot return this many points"), "{e}");
+    // Scalars: value, and only where a scalar is expected.
+    assert_eq!(compare_result(ev[2], &Value::Scalar { t: 0, v: 7.0 }, frame), Ok(()));
+    assert!(compare_result(ev[2], &Value::Scalar { t: 0, v: 7.1 }, frame).is_err());
+    assert!(compare_result(ev[2], &vector, frame).is_err());
+    assert!(compare_result(ev[1], &Value::Scalar { t: 0, v: 1.0 }, frame).is_err());
+    // Strings compare with the `expect string` value, "" by default.
+    assert_eq!(compare_result(ev[3], &Value::String { t: 0, s: String::new() }, frame), Ok(()));
+    assert!(compare_result(ev[3], &Value::String { t: 0, s: "x".into() }, frame).is_err());
+    // An ordered expectation rejects a matrix.
+    assert!(compare_result(ev[3], &Value::Matrix(vec![]), frame).is_err());
+    // Range mode: the middle step, re-wrapped as a scalar where one is expected.
+    let ok = |value| Outcome::Ok(QueryResult { value, warnings: vec![], infos: vec![] });
+    let mid = |v: f64| {
+        ok(Value::Matrix(vec![Series {
+            labels: Labels::empty(),
+            points: vec![Sample::new(0, 0.0), Sample::new(60_000, v), Sample::new(120_000, 0.0)],
+        }]))
+    };
+    assert_eq!(check_range_mode(ev[2], "scalar(m)", 60_000, &mid(7.0)), Ok(()));
+    assert!(check_range_mode(ev[2], "scalar(m)", 60_000, &mid(0.5)).is_err());
+    assert!(check_range_mode(ev[2], "scalar(m)", 30_000, &mid(7.0)).is_err());
+    assert!(
+        check_range_mode(ev[2], "scalar(m)", 60_000, &ok(Value::Scalar { t: 0, v: 7.0 })).is_err()
+    );
+    assert!(check_range_mode(ev[2], "scalar(m)", 60_000, &Outcome::Err("x".into())).is_err());
 }
 
 fn ratchet_cases() {
