@@ -230,7 +230,13 @@ impl Runner {
         }
         report.got = Some(compare::render_outcome(&outcome));
         if let (EvalKind::Instant { at_ms }, true) = (ev.kind, self.step_invariance) {
-            report.invariance = self.check_step_invariance(state, ev, at_ms, frame);
+            report.invariance = match outcome {
+                // A dozen more queries would only time out as well.
+                Outcome::TimedOut(_) => {
+                    Invariance::Fail("not run: the case's own query timed out".into())
+                }
+                _ => self.check_step_invariance(state, ev, at_ms, frame),
+            };
         }
         report
     }

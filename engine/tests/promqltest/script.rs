@@ -343,8 +343,12 @@ fn parse_eval(lines: &[&str], mut i: usize) -> Result<(usize, Eval), ScriptError
             let get = |k| c.get(k).map_or("", |m| m.as_str());
             let range = parse_range(get(1), get(2), get(3)).map_err(|e| fail_ctx(i, e))?;
             ev.range_vector = Some(range);
-            // The instant query then runs at the end of the expected range.
-            ev.kind = EvalKind::Instant { at_ms: range.end_ms };
+            // It replaces the evaluation's own range; an instant query then
+            // runs at the end of the expected range.
+            ev.kind = match ev.kind {
+                EvalKind::Instant { .. } => EvalKind::Instant { at_ms: range.end_ms },
+                EvalKind::Range(_) => EvalKind::Range(range),
+            };
             ev.exclude_from_range_query = true;
             j += 1;
             continue;

@@ -125,6 +125,9 @@ eval instant at 50m foo[10m]
 eval instant at 0 "x"
   expect string "a\tb"
 
+eval range from 0 to 1m step 1m foo
+  expect range vector from 1m to 3m step 30s
+
 clear
 "#;
     let s = script::parse(text).unwrap_or_else(|e| panic!("{e}"));
@@ -146,7 +149,7 @@ clear
     assert!(matches!(s.commands.last(), Some(Command::Clear)));
 
     let ev = evals(&s);
-    assert_eq!(ev.len(), 7, "{ev:#?}");
+    assert_eq!(ev.len(), 8, "{ev:#?}");
     let e0 = ev[0];
     assert_eq!((e0.line, e0.expr.as_str()), (12, "foo"));
     assert_eq!(e0.kind, EvalKind::Instant { at_ms: 600_000 });
@@ -190,6 +193,12 @@ clear
     let e6 = ev[6];
     assert_eq!(e6.expected_string, "a\tb");
     assert!(e6.exclude_from_range_query);
+
+    // On a range evaluation, `expect range vector` replaces its range.
+    let e7 = ev[7];
+    assert!(
+        matches!(e7.kind, EvalKind::Range(r) if r.start_ms == 60_000 && r.end_ms == 180_000 && r.step_ms == 30_000)
+    );
 }
 
 fn script_errors() {
