@@ -17,6 +17,11 @@
 //! | `a-bxn`  | `n+1` values `a, a-b, …, a-n·b`                              |
 //! | `{{…}}`  | a native histogram (recognised, not supported: see below)    |
 //!
+//! The metric is `name{labels}` or `{labels}`. Label values are PromQL string
+//! literals (`"…"` or `'…'` with Go escapes, or raw `` `…` ``); label names may
+//! be quoted UTF-8 (Prometheus 3), and a lone quoted name in the braces,
+//! `{"my.metric", job="x"}`, is the metric name.
+//!
 //! The grammar and the number syntax follow Prometheus's series-description
 //! lexer and parser exactly, including its less obvious corners, because test
 //! files written for `promtool` must mean the same thing here:
@@ -24,7 +29,9 @@
 //! integer rules (so `010` is octal 8); hexadecimal is *not* a number here,
 //! since `0x5` reads as "0, repeated 5 more times"; `Inf` and `NaN` are
 //! case-insensitive, `stale` is not; `Infx3` and `stalex3` are errors (the
-//! lexer reads them as one word), write `Inf+0x3` instead.
+//! lexer reads them as one word), write `Inf+0x3` instead; `on`, `bool`,
+//! `ignoring`, `group_left`, `group_right`, `atan2`, `inf` and `nan` are not
+//! metric names.
 //!
 //! Native histograms (`{{schema:0 sum:5 count:4 buckets:[1 2 1]}}`) parse as
 //! [`SequenceValue::NativeHistogram`] placeholders so callers learn where they
