@@ -8,6 +8,7 @@
 pub mod gofmt;
 pub mod labels;
 pub mod matcher;
+pub mod notation;
 pub mod promql;
 pub mod sample;
 pub mod storage;
