@@ -43,6 +43,21 @@ pub fn quote_into(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Go's `strconv.Quote` of a byte string: like [`quote`], with every byte
+/// that is not part of valid UTF-8 written as `\xNN`.
+pub fn quote_bytes(b: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for chunk in b.utf8_chunks() {
+        let q = quote(chunk.valid());
+        out.push_str(&q[1..q.len() - 1]);
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// An approximation of Go's `strconv.IsPrint`: letters, marks, numbers,
 /// punctuation, symbols and the ASCII space. Rust's std has no Unicode category
 /// tables, so non-ASCII characters count as printable unless they are control,
@@ -194,6 +209,12 @@ mod tests {
         assert_eq!(quote("\u{1}"), r#""\x01""#);
         assert_eq!(quote("ünï"), "\"ünï\"");
         assert_eq!(quote("\u{200b}"), r#""\u200b""#);
+    }
+
+    #[test]
+    fn quote_bytes_escapes_invalid_utf8() {
+        assert_eq!(quote_bytes(b"a\xc5z"), r#""a\xc5z""#);
+        assert_eq!(quote_bytes("é".as_bytes()), "\"é\"");
     }
 
     #[test]

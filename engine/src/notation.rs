@@ -196,15 +196,25 @@ pub fn parse_scalar(input: &str) -> Result<f64, NotationError> {
 /// Unquotes one PromQL string literal (`"…"`, `'…'` or `` `…` ``, the whole
 /// input), with the Go escapes label values in series descriptions use.
 pub fn unquote(literal: &str) -> Result<String, NotationError> {
+    let bytes = unquote_bytes(literal)?;
+    String::from_utf8(bytes).map_err(|_| NotationError {
+        column: 1,
+        kind: ErrorKind::BadString("the value is not valid UTF-8"),
+    })
+}
+
+/// Unquotes one PromQL string literal to the bytes Go would produce. `\x`
+/// and octal escapes make single bytes, so the result need not be UTF-8.
+pub fn unquote_bytes(literal: &str) -> Result<Vec<u8>, NotationError> {
     let mut c = Cursor::new(literal);
     if !matches!(c.peek(), Some('"' | '\'' | '`')) {
         return Err(c.unexpected("string literal", "a quote"));
     }
-    let s = string(&mut c)?;
+    let b = string_bytes(&mut c)?;
     if !c.at_end() {
         return Err(c.unexpected("string literal", "end of input"));
     }
-    Ok(s)
+    Ok(b)
 }
 
 /// Words the PromQL lexer turns into tokens that the metric rule rejects.
@@ -283,6 +293,13 @@ fn label_value(c: &mut Cursor<'_>) -> Result<String, NotationError> {
 /// A PromQL string literal: `"…"` or `'…'` with Go escapes, or a raw `` `…` ``.
 fn string(c: &mut Cursor<'_>) -> Result<String, NotationError> {
     let start = c.pos;
+    let out = string_bytes(c)?;
+    String::from_utf8(out)
+        .map_err(|_| c.error_at(start, ErrorKind::BadString("the value is not valid UTF-8")))
+}
+
+fn string_bytes(c: &mut Cursor<'_>) -> Result<Vec<u8>, NotationError> {
+    let start = c.pos;
     let quote = c.bump().unwrap_or('"');
     let bad = |c: &Cursor<'_>, at: usize, why| Err(c.error_at(at, ErrorKind::BadString(why)));
     if quote == '`' {
@@ -290,7 +307,7 @@ fn string(c: &mut Cursor<'_>) -> Result<String, NotationError> {
         loop {
             match c.bump() {
                 None => return bad(c, start, "unterminated raw string"),
-                Some('`') => return Ok(c.src[body_start..c.pos - 1].to_owned()),
+                Some('`') => return Ok(c.src.as_bytes()[body_start..c.pos - 1].to_vec()),
                 Some(_) => {}
             }
         }
@@ -356,7 +373,7 @@ fn string(c: &mut Cursor<'_>) -> Result<String, NotationError> {
             Some(ch) => out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes()),
         }
     }
-    String::from_utf8(out).or_else(|_| bad(c, start, "the value is not valid UTF-8"))
+    Ok(out)
 }
 
 fn values(c: &mut Cursor<'_>) -> Result<Vec<SequenceValue>, NotationError> {

@@ -38,7 +38,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tocsin_engine::promql::Engine;
+use tocsin_engine::promql::{Engine, EngineOptions};
 
 use ratchet::CaseId;
 use run::{CaseReport, Invariance, Runner, SkipReason, Status};
@@ -217,7 +217,15 @@ fn real_main() -> ExitCode {
     }
     println!("scripts: {}", dir.display());
 
-    let mut runner = Runner::new(Arc::new(Engine::default()), opts.timeout);
+    // The options of Prometheus's own test engine: 5m lookback, 1m default
+    // subquery step, delayed name removal on.
+    let engine = Engine::new(EngineOptions {
+        lookback_delta_ms: 5 * 60 * 1000,
+        default_subquery_step_ms: 60 * 1000,
+        delayed_name_removal: true,
+        ..EngineOptions::default()
+    });
+    let mut runner = Runner::new(Arc::new(engine), opts.timeout);
     runner.step_invariance = opts.step_invariance;
     let mut totals = Counts::default();
     let mut broken_files = Vec::new();

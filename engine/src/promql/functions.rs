@@ -189,6 +189,11 @@ fn eval_instant_call(
         }
         "time" => Ok(step_scalar(ev, &|t| t as f64 / 1000.0)),
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; n])),
+        "max_of" | "min_of" => {
+            let (a, b) = (scalar_arg(&vals, 0)?, scalar_arg(&vals, 1)?);
+            let f = if name == "max_of" { go_max } else { go_min };
+            Ok(Val::Scalar(a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect()))
+        }
         "start" => Ok(Val::Scalar(vec![ev.query_start as f64 / 1000.0; n])),
         "end" => Ok(Val::Scalar(vec![ev.query_end as f64 / 1000.0; n])),
         "range" => Ok(Val::Scalar(vec![(ev.query_end - ev.query_start) as f64 / 1000.0; n])),
@@ -265,7 +270,11 @@ fn eval_instant_call(
         | "month" | "year" => {
             let f = date_fn(name);
             if vals.is_empty() {
-                Ok(step_scalar(ev, &|t| f(t.div_euclid(1000))))
+                // Without an argument: the step's own time, as a one-element vector.
+                let points = (0..n)
+                    .map(|i| Sample { t: ev.ts(i), v: f(ev.ts(i).div_euclid(1000)) })
+                    .collect();
+                Ok(Val::Vector(vec![SSeries { labels: Labels::empty(), points, drop_name: false }]))
             } else {
                 let series = take_vector(&mut vals, 0)?;
                 map_points(ev, series, |v| f(go_float_to_i64(v)))

@@ -13,6 +13,7 @@ mod eval;
 mod functions;
 mod histogram;
 mod kahan;
+mod literals;
 mod positions;
 mod value;
 
@@ -73,7 +74,8 @@ pub struct Engine {
 
 /// Parses a query, mapping the parser's errors into [`QueryError::Parse`].
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    promql_parser::parser::parse(query).map_err(QueryError::Parse)
+    let query = literals::normalize(query)?;
+    promql_parser::parser::parse(&query).map_err(QueryError::Parse)
 }
 
 impl Engine {

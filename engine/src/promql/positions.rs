@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use promql_parser::parser::Expr;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Ident,
     Number,
     Str,
@@ -29,13 +29,13 @@ enum Kind {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Tok<'a> {
-    kind: Kind,
-    text: &'a str,
-    start: usize,
+pub(crate) struct Tok<'a> {
+    pub kind: Kind,
+    pub text: &'a str,
+    pub start: usize,
 }
 
-fn tokenize(q: &str) -> Vec<Tok<'_>> {
+pub(crate) fn tokenize(q: &str) -> Vec<Tok<'_>> {
     let b = q.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;

@@ -140,7 +140,9 @@ pub static QUERY_CONTEXT_FUNCTIONS: LazyLock<Regex> =
 /// to be evaluated at other times where it must give the same result.
 /// `Ok(None)` when the query uses a function that makes this meaningless.
 pub fn at_modifier_variants(expr: &str, t_ms: i64) -> Result<Option<Vec<(String, i64)>>, String> {
-    let mut ast = parser::parse(expr).map_err(|e| format!("promql-parser: {e}"))?;
+    // Parsed the way the engine parses (Go string literals decoded first); a
+    // query the engine cannot parse has no variants, it fails as it is.
+    let Ok(mut ast) = tocsin_engine::promql::parse(expr) else { return Ok(None) };
     if uses_unsafe_function(&ast) {
         return Ok(None);
     }
