@@ -1,6 +1,7 @@
 //! Series storage: the [`Queryable`] seam PromQL reads through, and the
 //! in-memory [`Head`] that implements it.
 
+pub mod chunk;
 pub mod head;
 
 pub use head::{AppendError, Head, HeadOptions, HeadStats, SeriesHandle};
