@@ -51,6 +51,8 @@ pub enum ChunkError {
     NoWindow,
     #[error("chunk XOR window of {leading} leading and {len} meaningful bits exceeds 64")]
     BadWindow { leading: u32, len: u32 },
+    #[error("chunk list framing is corrupt")]
+    Framing,
 }
 
 /// Builds one chunk sample by sample. The buffer is a valid chunk after every
@@ -150,13 +152,6 @@ impl ChunkAppender {
         self.v = v;
         self.count += 1;
         self.buf[..HEADER_LEN].copy_from_slice(&self.count.to_be_bytes());
-    }
-
-    /// Ends this chunk and starts an empty one whose buffer begins with room
-    /// for `capacity_hint` bytes (the size of the chunk just ended is a good
-    /// guess for the next one of the same series).
-    pub fn reset(&mut self, capacity_hint: usize) {
-        *self = ChunkAppender { buf: Vec::with_capacity(capacity_hint), ..ChunkAppender::new() };
     }
 
     fn write_dod(&mut self, dod: i64) {
@@ -629,16 +624,6 @@ mod tests {
         decode_range(a.bytes(), 25, 60, &mut out).unwrap();
         assert_eq!(out.iter().map(|s| s.t).collect::<Vec<_>>(), vec![30, 40, 50, 60]);
         assert_eq!(first_time(a.bytes()), Ok(0));
-    }
-
-    #[test]
-    fn reset_starts_a_fresh_chunk() {
-        let mut a = encode(&[(5, 1), (6, 2)]);
-        a.reset(64);
-        assert!(a.is_empty());
-        assert!(a.heap_size() >= 64);
-        a.append(100, 7.0);
-        assert_eq!(decode(a.bytes()).unwrap(), vec![(100, 7.0f64.to_bits())]);
     }
 
     fn realistic() -> impl Strategy<Value = Vec<(i64, u64)>> {

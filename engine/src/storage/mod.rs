@@ -3,8 +3,12 @@
 
 pub mod chunk;
 pub mod head;
+mod postings;
+mod series;
 
-pub use head::{AppendError, Head, HeadOptions, HeadStats, SeriesHandle};
+pub use head::{
+    AppendError, AppendSummary, Head, HeadMemory, HeadOptions, HeadStats, SeriesHandle,
+};
 
 use crate::labels::{Labels, Str};
 use crate::matcher::Matcher;
