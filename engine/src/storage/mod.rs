@@ -3,6 +3,8 @@
 
 pub mod chunk;
 pub mod head;
+#[cfg(test)]
+mod model_test;
 mod postings;
 mod series;
 
