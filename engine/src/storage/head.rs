@@ -118,7 +118,7 @@ impl MemSeries {
     }
 
     fn overlaps(&self, mint: i64, maxt: i64) -> bool {
-        self.lock().chunks.time_range().is_some_and(|(first, last)| first <= maxt && last >= mint)
+        self.lock().chunks.overlaps(mint, maxt)
     }
 }
 
@@ -465,6 +465,28 @@ impl Head {
     }
 }
 
+/// `Labels::cmp`, skipping string comparisons between strings this head
+/// interned once: sorting a large selection is otherwise mostly `memcmp` of
+/// equal metric names, jobs and label names.
+fn cmp_interned(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+    use std::cmp::Ordering::Equal;
+    for (x, y) in a.iter().zip(b.iter()) {
+        if !Arc::ptr_eq(&x.name, &y.name) {
+            match x.name.cmp(&y.name) {
+                Equal => {}
+                o => return o,
+            }
+        }
+        if !Arc::ptr_eq(&x.value, &y.value) {
+            match x.value.cmp(&y.value) {
+                Equal => {}
+                o => return o,
+            }
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 impl Queryable for Head {
     fn select(
         &self,
@@ -481,7 +503,7 @@ impl Queryable for Head {
             .matching(matchers, mint, maxt)
             .map(|s| SelectedSeries { id: s.id, labels: s.labels.clone() })
             .collect();
-        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        out.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels));
         Ok(out)
     }
 
@@ -803,6 +825,30 @@ mod tests {
         assert_eq!(h.select(&no_job, 0, 100).unwrap().len(), 1);
         let not_a = [Matcher::new(MatchOp::NotEqual, "job", "a").unwrap()];
         assert_eq!(h.select(&not_a, 0, 100).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn interned_comparison_orders_like_labels() {
+        let h = Head::default();
+        let sets = [
+            l(&[("a", "1")]),
+            l(&[("a", "1"), ("b", "1")]),
+            l(&[("a", "2")]),
+            l(&[("b", "0")]),
+            l(&[("a", "1"), ("c", "0")]),
+            l(&[("aa", "1")]),
+        ];
+        let interned: Vec<Labels> =
+            sets.iter().map(|s| h.get_or_create(s).labels().clone()).collect();
+        for a in &interned {
+            for b in &interned {
+                assert_eq!(cmp_interned(a, b), a.cmp(b), "{a} vs {b}");
+            }
+            // Strings from elsewhere compare by content.
+            for b in &sets {
+                assert_eq!(cmp_interned(a, b), a.cmp(b), "{a} vs {b}");
+            }
+        }
     }
 
     #[test]

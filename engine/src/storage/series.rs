@@ -61,6 +61,17 @@ impl SeriesChunks {
         Some((chunk::first_time(first_chunk).unwrap_or(i64::MIN), maxt))
     }
 
+    /// Whether samples may lie in `[mint, maxt]`. Decides from the newest
+    /// timestamp alone when it can: queries mostly end at or after it.
+    pub fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        match self.open.last() {
+            None => false,
+            Some((last, _)) if last < mint => false,
+            Some((last, _)) if last <= maxt => true,
+            Some(_) => self.time_range().is_some_and(|(first, _)| first <= maxt),
+        }
+    }
+
     /// Appends a sample whose timestamp the caller has checked is newer than
     /// [`Self::last`]. Returns whether it started a new chunk.
     pub fn push(&mut self, t: i64, v: f64, chunk_samples: usize) -> bool {
@@ -229,6 +240,8 @@ mod tests {
         assert_eq!(read(&s, 85, 125), vec![90, 100, 110, 120]);
         assert_eq!(read(&s, 95, 95), Vec::<i64>::new());
         assert_eq!(read(&s, 240, 240), vec![240]);
+        assert!(s.overlaps(240, 240) && s.overlaps(-5, 0) && s.overlaps(95, 95));
+        assert!(!s.overlaps(241, 300) && !s.overlaps(-10, -1));
     }
 
     #[test]
