@@ -10,9 +10,9 @@
 //! sample n dod(tn)             xor(vn)
 //!
 //! dod  '0'                  delta unchanged
-//!      '10'   + 7 bits      |dod| < 2^6    scrape jitter of a few ms
-//!      '110'  + 14 bits     |dod| < 2^13
-//!      '1110' + 24 bits     |dod| < 2^23   gaps of up to ~2.3 h
+//!      '10'   + 7 bits      -64 ..= 63 ms          scrape jitter
+//!      '110'  + 14 bits     -8192 ..= 8191 ms
+//!      '1110' + 24 bits     about +-2.3 h          missed scrapes, restarts
 //!      '1111' + 64 bits     anything else
 //! xor  '0'                  value bits unchanged
 //!      '10' + meaningful    xor fits the previous leading/trailing-zero window
@@ -267,11 +267,11 @@ fn fits_signed(x: i64, bits: u32) -> bool {
     (-half..half).contains(&x)
 }
 
-fn zigzag(x: i64) -> u64 {
+pub(super) fn zigzag(x: i64) -> u64 {
     ((x << 1) ^ (x >> 63)) as u64
 }
 
-fn unzigzag(x: u64) -> i64 {
+pub(super) fn unzigzag(x: u64) -> i64 {
     ((x >> 1) as i64) ^ -((x & 1) as i64)
 }
 

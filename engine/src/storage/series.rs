@@ -7,7 +7,7 @@
 //! only costs are a copy when a chunk fills up and a shift when retention
 //! drops the oldest ones, both rare.
 
-use super::chunk::{self, ChunkAppender, ChunkError};
+use super::chunk::{self, ChunkAppender, ChunkError, unzigzag, zigzag};
 use crate::sample::Sample;
 
 /// Sealed chunks are framed as `uvarint(len) varint(zigzag maxt) chunk`, so
@@ -173,14 +173,6 @@ impl SeriesChunks {
             }
         })
     }
-}
-
-fn zigzag(x: i64) -> u64 {
-    ((x << 1) ^ (x >> 63)) as u64
-}
-
-fn unzigzag(x: u64) -> i64 {
-    ((x >> 1) as i64) ^ -((x & 1) as i64)
 }
 
 /// Writes `x` as a LEB128 varint into `out` (which must have room for 10
