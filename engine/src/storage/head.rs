@@ -1,24 +1,32 @@
 //! The in-memory head: every active series and its recent samples.
 //!
-//! NOTE: this first version keeps samples in plain vectors and scans all series
-//! on select. It fixes the public API (thread-safe, `&self` everywhere, cacheable
-//! series handles for the scrape hot path); compressed chunks and postings
-//! replace the internals without changing it.
+//! Layout, after Prometheus's head:
+//! - each series owns its compressed chunks behind its own mutex, so a caller
+//!   holding a [`SeriesHandle`] appends without touching any shared lock;
+//! - one `RwLock` guards the index (series by label hash, series by id, the
+//!   postings of [`super::postings`]); it is written only to create or remove
+//!   series and read by lookups and queries.
+//!
+//! Locks are always taken index first, then series, never the other way.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use hashbrown::HashTable;
 
 use crate::labels::{Interner, Labels, Str};
-use crate::matcher::{Matcher, matches_all};
+use crate::matcher::Matcher;
 use crate::sample::Sample;
 
+use super::chunk;
+use super::postings::Postings;
+use super::series::SeriesChunks;
 use super::{Queryable, SelectedSeries, SeriesId, StorageError};
 
 /// Tuning of a [`Head`].
 #[derive(Clone, Debug)]
 pub struct HeadOptions {
-    /// Samples per compressed chunk before a new one is cut.
+    /// Samples per compressed chunk before a new one is cut (1 to 65535).
     pub chunk_samples: usize,
 }
 
@@ -42,6 +50,16 @@ pub enum AppendError {
     SeriesRemoved,
 }
 
+/// What [`Head::append_many`] did. An exact resend of the newest sample is
+/// neither appended nor rejected.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppendSummary {
+    pub appended: usize,
+    pub rejected: usize,
+    /// The first rejection, for the caller's error response.
+    pub first_error: Option<AppendError>,
+}
+
 /// Counters describing the head.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HeadStats {
@@ -50,15 +68,58 @@ pub struct HeadStats {
     pub out_of_order_rejected: u64,
     pub duplicate_rejected: u64,
     pub out_of_bounds_rejected: u64,
+    /// The oldest readable time: the oldest sample, or the retention bound
+    /// once truncation has kept older samples in a chunk straddling it.
     pub min_time: Option<i64>,
     pub max_time: Option<i64>,
+    /// Compressed chunks in memory, open ones included.
+    pub chunks: u64,
+    pub series_created: u64,
+    pub series_removed: u64,
+}
+
+/// Approximate heap bytes held by a [`Head`], by purpose. Allocator
+/// overhead is not included.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HeadMemory {
+    /// Compressed samples, unused buffer capacity included.
+    pub chunks: usize,
+    /// Per-series structures and their label arrays.
+    pub series: usize,
+    /// Lookup tables and postings lists.
+    pub index: usize,
+    /// Interned label names and values.
+    pub strings: usize,
+}
+
+impl HeadMemory {
+    pub fn total(&self) -> usize {
+        self.chunks + self.series + self.index + self.strings
+    }
 }
 
 struct MemSeries {
     id: SeriesId,
     labels: Labels,
-    samples: Mutex<Vec<Sample>>,
-    removed: AtomicBool,
+    state: Mutex<SeriesState>,
+}
+
+#[derive(Default)]
+struct SeriesState {
+    chunks: SeriesChunks,
+    /// Set under the index write lock when retention drops the series, so a
+    /// handle that outlived it cannot write into a series nobody can read.
+    removed: bool,
+}
+
+impl MemSeries {
+    fn lock(&self) -> MutexGuard<'_, SeriesState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        self.lock().chunks.overlaps(mint, maxt)
+    }
 }
 
 /// A cheap, cloneable reference to one series of a head, for callers (a scrape
@@ -79,37 +140,68 @@ impl SeriesHandle {
 #[derive(Default)]
 struct Index {
     interner: Interner,
-    by_hash: hashbrown::HashMap<u64, Vec<Arc<MemSeries>>, foldhash::fast::RandomState>,
-    by_id: std::collections::BTreeMap<SeriesId, Arc<MemSeries>>,
+    /// Keyed by `Labels::stable_hash`; sets whose hashes collide coexist and
+    /// are told apart by comparing labels. Hashes are recomputed when the
+    /// table grows rather than stored, which saves 8 bytes per series.
+    by_labels: HashTable<Arc<MemSeries>>,
+    by_id: HashTable<Arc<MemSeries>>,
+    postings: Postings,
     next_id: SeriesId,
+    series_created: u64,
+    series_removed: u64,
 }
+
+fn id_hash(id: SeriesId) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(id)
+}
+
+impl Index {
+    fn by_labels(&self, labels: &Labels, hash: u64) -> Option<&Arc<MemSeries>> {
+        self.by_labels.find(hash, |s| s.labels == *labels)
+    }
+
+    fn by_id(&self, id: SeriesId) -> Option<&Arc<MemSeries>> {
+        self.by_id.find(id_hash(id), |s| s.id == id)
+    }
+
+    /// Whether any of `ids` has samples in `[mint, maxt]`.
+    fn any_overlaps(&self, ids: &[SeriesId], mint: i64, maxt: i64) -> bool {
+        ids.iter().any(|&id| self.by_id(id).is_some_and(|s| s.overlaps(mint, maxt)))
+    }
+
+    /// Matching series with samples in `[mint, maxt]`, in id order.
+    fn matching(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> impl Iterator<Item = &Arc<MemSeries>> {
+        self.postings
+            .select(matchers)
+            .into_iter()
+            .filter_map(|id| self.by_id(id))
+            .filter(move |s| s.overlaps(mint, maxt))
+    }
+}
+
+/// A counter bumped by every append, on its own cache line so appenders on
+/// other cores do not keep invalidating the fields read next to it.
+#[repr(align(64))]
+#[derive(Default)]
+struct HotCounter(AtomicU64);
 
 /// The in-memory TSDB head. All methods take `&self` and are safe to call from
 /// many threads; the engine itself never spawns any.
 pub struct Head {
-    #[allow(dead_code)]
-    opts: HeadOptions,
+    chunk_samples: usize,
     index: RwLock<Index>,
-    min_valid_time: AtomicI64Cell,
-    samples_appended: AtomicU64,
+    /// Appends older than this fail; reads never return anything older.
+    min_valid_time: AtomicI64,
+    samples_appended: HotCounter,
     out_of_order: AtomicU64,
     duplicates: AtomicU64,
     out_of_bounds: AtomicU64,
-}
-
-/// An i64 in an `AtomicU64`, to keep the head free of extra dependencies.
-struct AtomicI64Cell(AtomicU64);
-
-impl AtomicI64Cell {
-    fn new(v: i64) -> Self {
-        AtomicI64Cell(AtomicU64::new(v as u64))
-    }
-    fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed) as i64
-    }
-    fn set(&self, v: i64) {
-        self.0.store(v as u64, Ordering::Relaxed)
-    }
 }
 
 impl Default for Head {
@@ -121,84 +213,133 @@ impl Default for Head {
 impl Head {
     pub fn new(opts: HeadOptions) -> Self {
         Head {
-            opts,
+            chunk_samples: opts.chunk_samples.clamp(1, chunk::MAX_SAMPLES),
             index: RwLock::new(Index::default()),
-            min_valid_time: AtomicI64Cell::new(i64::MIN),
-            samples_appended: AtomicU64::new(0),
+            min_valid_time: AtomicI64::new(i64::MIN),
+            samples_appended: HotCounter::default(),
             out_of_order: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             out_of_bounds: AtomicU64::new(0),
         }
     }
 
+    fn read_index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_index(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The series with exactly these labels, created if new.
     pub fn get_or_create(&self, labels: &Labels) -> SeriesHandle {
         let hash = labels.stable_hash();
-        if let Some(s) = self.lookup_hashed(labels, hash) {
-            return s;
+        if let Some(s) = self.read_index().by_labels(labels, hash) {
+            return SeriesHandle(s.clone());
         }
-        let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(list) = idx.by_hash.get(&hash)
-            && let Some(s) = list.iter().find(|s| s.labels == *labels)
-        {
+        let mut idx = self.write_index();
+        if let Some(s) = idx.by_labels(labels, hash) {
             return SeriesHandle(s.clone());
         }
         let labels = idx.interner.intern_labels(labels);
         let id = idx.next_id;
         idx.next_id += 1;
-        let s = Arc::new(MemSeries {
-            id,
-            labels,
-            samples: Mutex::new(Vec::new()),
-            removed: AtomicBool::new(false),
-        });
-        idx.by_hash.entry(hash).or_default().push(s.clone());
-        idx.by_id.insert(id, s.clone());
+        let s = Arc::new(MemSeries { id, labels, state: Mutex::default() });
+        idx.by_labels.insert_unique(hash, s.clone(), |s| s.labels.stable_hash());
+        idx.by_id.insert_unique(id_hash(id), s.clone(), |s| id_hash(s.id));
+        idx.postings.add(id, &s.labels);
+        idx.series_created += 1;
         SeriesHandle(s)
     }
 
     /// The series with exactly these labels, if present.
     pub fn lookup(&self, labels: &Labels) -> Option<SeriesHandle> {
-        self.lookup_hashed(labels, labels.stable_hash())
-    }
-
-    fn lookup_hashed(&self, labels: &Labels, hash: u64) -> Option<SeriesHandle> {
-        let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
-        idx.by_hash
-            .get(&hash)
-            .and_then(|list| list.iter().find(|s| s.labels == *labels))
-            .map(|s| SeriesHandle(s.clone()))
+        self.read_index().by_labels(labels, labels.stable_hash()).map(|s| SeriesHandle(s.clone()))
     }
 
     /// Appends one sample. Rejections are counted in [`HeadStats`].
     pub fn append(&self, series: &SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
-        let s = &series.0;
-        if s.removed.load(Ordering::Acquire) {
+        let appended = {
+            let mut st = series.0.lock();
+            self.append_locked(&mut st, t, v)
+        };
+        match appended {
+            Ok(true) => {
+                self.samples_appended.0.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => {
+                self.count_rejection(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends samples of one series, oldest first, under a single lock.
+    /// Rejected samples are skipped and counted like [`Head::append`]'s; a
+    /// removed series rejects them all.
+    pub fn append_many(&self, series: &SeriesHandle, samples: &[Sample]) -> AppendSummary {
+        let mut summary = AppendSummary::default();
+        {
+            let mut st = series.0.lock();
+            for s in samples {
+                match self.append_locked(&mut st, s.t, s.v) {
+                    Ok(true) => summary.appended += 1,
+                    Ok(false) => {}
+                    Err(AppendError::SeriesRemoved) => {
+                        summary.rejected = samples.len();
+                        summary.first_error = Some(AppendError::SeriesRemoved);
+                        return summary;
+                    }
+                    Err(e) => {
+                        self.count_rejection(&e);
+                        summary.rejected += 1;
+                        summary.first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        self.samples_appended.0.fetch_add(summary.appended as u64, Ordering::Relaxed);
+        summary
+    }
+
+    /// Checks and appends under the series lock; `Ok(false)` for an exact
+    /// resend of the newest sample, which Prometheus silently accepts.
+    fn append_locked(&self, st: &mut SeriesState, t: i64, v: f64) -> Result<bool, AppendError> {
+        if st.removed {
             return Err(AppendError::SeriesRemoved);
         }
-        let min_valid = self.min_valid_time.get();
+        // Read under the series lock: truncation raises the bound before it
+        // locks each series, so a sample it has to drop cannot slip in after.
+        let min_valid = self.min_valid_time.load(Ordering::Relaxed);
         if t < min_valid {
-            self.out_of_bounds.fetch_add(1, Ordering::Relaxed);
             return Err(AppendError::OutOfBounds { t, min_valid });
         }
-        let mut samples = s.samples.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(last) = samples.last() {
-            if t < last.t {
-                self.out_of_order.fetch_add(1, Ordering::Relaxed);
-                return Err(AppendError::OutOfOrder { t, last_t: last.t });
+        if let Some((last_t, last_v)) = st.chunks.last() {
+            if t < last_t {
+                return Err(AppendError::OutOfOrder { t, last_t });
             }
-            if t == last.t {
-                // Prometheus ignores an exact resend of the newest sample.
-                if last.v.to_bits() == v.to_bits() {
-                    return Ok(());
-                }
-                self.duplicates.fetch_add(1, Ordering::Relaxed);
-                return Err(AppendError::Duplicate { t });
+            if t == last_t {
+                return if last_v == v.to_bits() {
+                    Ok(false)
+                } else {
+                    Err(AppendError::Duplicate { t })
+                };
             }
         }
-        samples.push(Sample { t, v });
-        self.samples_appended.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        st.chunks.push(t, v, self.chunk_samples);
+        Ok(true)
+    }
+
+    fn count_rejection(&self, e: &AppendError) {
+        let counter = match e {
+            AppendError::OutOfOrder { .. } => &self.out_of_order,
+            AppendError::Duplicate { .. } => &self.duplicates,
+            AppendError::OutOfBounds { .. } => &self.out_of_bounds,
+            AppendError::SeriesRemoved => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Looks up or creates the series, then appends.
@@ -207,67 +348,143 @@ impl Head {
         self.append(&s, t, v)
     }
 
-    /// Drops all samples before `mint` and series left without samples;
-    /// later appends before `mint` are rejected as out of bounds.
+    /// Time-based retention: drops every chunk whose samples are all older
+    /// than `mint` and every series left without samples (their handles then
+    /// fail with [`AppendError::SeriesRemoved`]). Later appends before `mint`
+    /// fail as out of bounds, and reads never return samples before it, even
+    /// those still held in a chunk that straddles `mint`.
     pub fn truncate_before(&self, mint: i64) {
-        self.min_valid_time.set(mint.max(self.min_valid_time.get()));
-        let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());
-        let mut dead = Vec::new();
-        for s in idx.by_id.values() {
-            let mut samples = s.samples.lock().unwrap_or_else(|e| e.into_inner());
-            let keep_from = samples.partition_point(|x| x.t < mint);
-            samples.drain(..keep_from);
-            if samples.is_empty() {
-                s.removed.store(true, Ordering::Release);
-                dead.push((s.id, s.labels.stable_hash()));
+        // Relaxed is enough: every append reads the bound under its series
+        // lock, which the loop below takes after this store.
+        self.min_valid_time.fetch_max(mint, Ordering::Relaxed);
+        let mint = self.min_valid_time.load(Ordering::Relaxed);
+
+        // Free chunks without the index lock, so series creation and queries
+        // are not held up while memory is returned.
+        let all: Vec<Arc<MemSeries>> = self.read_index().by_id.iter().cloned().collect();
+        let mut emptied = Vec::new();
+        for s in all {
+            let empty = {
+                let mut st = s.lock();
+                st.chunks.truncate_before(mint);
+                st.chunks.is_empty()
+            };
+            if empty {
+                emptied.push(s);
             }
         }
-        for (id, hash) in dead {
-            idx.by_id.remove(&id);
-            if let Some(list) = idx.by_hash.get_mut(&hash) {
-                list.retain(|s| s.id != id);
-                if list.is_empty() {
-                    idx.by_hash.remove(&hash);
-                }
+        if emptied.is_empty() {
+            return;
+        }
+
+        let mut idx = self.write_index();
+        let mut removed = Vec::with_capacity(emptied.len());
+        for s in emptied {
+            let mut st = s.lock();
+            // An append may have landed since the scan.
+            if st.removed || !st.chunks.is_empty() {
+                continue;
+            }
+            st.removed = true;
+            drop(st);
+            removed.push(s);
+        }
+        for s in &removed {
+            if let Ok(e) = idx.by_labels.find_entry(s.labels.stable_hash(), |x| Arc::ptr_eq(x, s)) {
+                e.remove();
+            }
+            if let Ok(e) = idx.by_id.find_entry(id_hash(s.id), |x| x.id == s.id) {
+                e.remove();
             }
         }
+        idx.postings.remove(removed.iter().map(|s| (s.id, &s.labels)));
+        idx.series_removed += removed.len() as u64;
+        // Tables never shrink by themselves; give memory back after churn.
+        if idx.by_id.len() < idx.by_id.capacity() / 4 {
+            idx.by_labels.shrink_to_fit(|s| s.labels.stable_hash());
+            idx.by_id.shrink_to_fit(|s| id_hash(s.id));
+        }
+        // The strings can only be collected once nothing here refers to them.
+        drop(removed);
         idx.interner.collect_garbage();
     }
 
+    /// Counters and time range. Walks every series (to find the time range
+    /// without making appends maintain shared state), so call it at scrape
+    /// intervals, not per query.
     pub fn stats(&self) -> HeadStats {
-        let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
-        let mut min_time = None;
-        let mut max_time = None;
-        for s in idx.by_id.values() {
-            let samples = s.samples.lock().unwrap_or_else(|e| e.into_inner());
-            if let (Some(f), Some(l)) = (samples.first(), samples.last()) {
-                min_time = Some(min_time.map_or(f.t, |m: i64| m.min(f.t)));
-                max_time = Some(max_time.map_or(l.t, |m: i64| m.max(l.t)));
+        let idx = self.read_index();
+        let mut min_time: Option<i64> = None;
+        let mut max_time: Option<i64> = None;
+        let mut chunks = 0;
+        for s in idx.by_id.iter() {
+            let st = s.lock();
+            chunks += st.chunks.chunk_count() as u64;
+            if let Some((first, last)) = st.chunks.time_range() {
+                min_time = Some(min_time.map_or(first, |m| m.min(first)));
+                max_time = Some(max_time.map_or(last, |m| m.max(last)));
             }
         }
+        let min_valid = self.min_valid_time.load(Ordering::Relaxed);
         HeadStats {
             series: idx.by_id.len() as u64,
-            samples_appended: self.samples_appended.load(Ordering::Relaxed),
+            samples_appended: self.samples_appended.0.load(Ordering::Relaxed),
             out_of_order_rejected: self.out_of_order.load(Ordering::Relaxed),
             duplicate_rejected: self.duplicates.load(Ordering::Relaxed),
             out_of_bounds_rejected: self.out_of_bounds.load(Ordering::Relaxed),
-            min_time,
+            min_time: min_time.map(|m| m.max(min_valid)),
             max_time,
+            chunks,
+            series_created: idx.series_created,
+            series_removed: idx.series_removed,
         }
     }
 
-    fn matching(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
-        let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
-        idx.by_id.values().filter(|s| matches_all(matchers, &s.labels)).cloned().collect()
+    /// Heap bytes held, by purpose. Walks every series, like [`Head::stats`].
+    pub fn memory_usage(&self) -> HeadMemory {
+        let idx = self.read_index();
+        let mut mem = HeadMemory {
+            index: idx.by_labels.allocation_size()
+                + idx.by_id.allocation_size()
+                + idx.postings.heap_size(),
+            strings: idx.interner.heap_size(),
+            ..HeadMemory::default()
+        };
+        for s in idx.by_id.iter() {
+            // The Arc's allocation: two counts and the series itself.
+            mem.series +=
+                2 * size_of::<usize>() + size_of::<MemSeries>() + s.labels.heap_size_shallow();
+            mem.chunks += s.lock().chunks.heap_size();
+        }
+        mem
+    }
+
+    /// Queries never see samples older than the retention bound.
+    fn readable_from(&self, mint: i64) -> i64 {
+        mint.max(self.min_valid_time.load(Ordering::Relaxed))
     }
 }
 
-fn overlaps(s: &MemSeries, mint: i64, maxt: i64) -> bool {
-    let samples = s.samples.lock().unwrap_or_else(|e| e.into_inner());
-    match (samples.first(), samples.last()) {
-        (Some(f), Some(l)) => f.t <= maxt && l.t >= mint,
-        _ => false,
+/// `Labels::cmp`, skipping string comparisons between strings this head
+/// interned once: sorting a large selection is otherwise mostly `memcmp` of
+/// equal metric names, jobs and label names.
+fn cmp_interned(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+    use std::cmp::Ordering::Equal;
+    for (x, y) in a.iter().zip(b.iter()) {
+        if !Arc::ptr_eq(&x.name, &y.name) {
+            match x.name.cmp(&y.name) {
+                Equal => {}
+                o => return o,
+            }
+        }
+        if !Arc::ptr_eq(&x.value, &y.value) {
+            match x.value.cmp(&y.value) {
+                Equal => {}
+                o => return o,
+            }
+        }
     }
+    a.len().cmp(&b.len())
 }
 
 impl Queryable for Head {
@@ -277,13 +494,16 @@ impl Queryable for Head {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<SelectedSeries>, StorageError> {
+        let mint = self.readable_from(mint);
+        if mint > maxt {
+            return Ok(Vec::new());
+        }
         let mut out: Vec<SelectedSeries> = self
-            .matching(matchers)
-            .into_iter()
-            .filter(|s| overlaps(s, mint, maxt))
+            .read_index()
+            .matching(matchers, mint, maxt)
             .map(|s| SelectedSeries { id: s.id, labels: s.labels.clone() })
             .collect();
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels));
         Ok(out)
     }
 
@@ -294,15 +514,16 @@ impl Queryable for Head {
         maxt: i64,
         out: &mut Vec<Sample>,
     ) -> Result<(), StorageError> {
-        let s = {
-            let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
-            idx.by_id.get(&id).cloned().ok_or(StorageError::SeriesNotFound(id))?
-        };
-        let samples = s.samples.lock().unwrap_or_else(|e| e.into_inner());
-        let from = samples.partition_point(|x| x.t < mint);
-        let to = samples.partition_point(|x| x.t <= maxt);
-        out.extend_from_slice(&samples[from..to]);
-        Ok(())
+        let mint = self.readable_from(mint);
+        // Decode without the index lock held.
+        let s = self.read_index().by_id(id).cloned().ok_or(StorageError::SeriesNotFound(id))?;
+        if mint > maxt {
+            return Ok(());
+        }
+        let st = s.lock();
+        st.chunks
+            .read(mint, maxt, out)
+            .map_err(|e| StorageError::Source(format!("series {id}: {e}")))
     }
 
     fn label_names(
@@ -311,13 +532,33 @@ impl Queryable for Head {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<Str>, StorageError> {
-        let mut names = BTreeSet::new();
-        for s in self.matching(matchers) {
-            if overlaps(&s, mint, maxt) {
-                names.extend(s.labels.iter().map(|l| l.name.clone()));
-            }
+        let mint = self.readable_from(mint);
+        if mint > maxt {
+            return Ok(Vec::new());
         }
-        Ok(names.into_iter().collect())
+        let idx = self.read_index();
+        let mut names: Vec<Str> = if matchers.is_empty() {
+            // One live series per name settles it, without a full scan.
+            idx.postings
+                .names()
+                .filter(|n| {
+                    idx.postings.lists_of_name(n).any(|ids| idx.any_overlaps(ids, mint, maxt))
+                })
+                .cloned()
+                .collect()
+        } else {
+            let mut seen = hashbrown::HashSet::<Str, foldhash::fast::RandomState>::default();
+            for s in idx.matching(matchers, mint, maxt) {
+                for l in s.labels.iter() {
+                    if !seen.contains(&*l.name) {
+                        seen.insert(l.name.clone());
+                    }
+                }
+            }
+            seen.into_iter().collect()
+        };
+        names.sort_unstable();
+        Ok(names)
     }
 
     fn label_values(
@@ -327,15 +568,30 @@ impl Queryable for Head {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<Str>, StorageError> {
-        let mut values = BTreeSet::new();
-        for s in self.matching(matchers) {
-            if overlaps(&s, mint, maxt)
-                && let Some(l) = s.labels.iter().find(|l| &*l.name == name)
-            {
-                values.insert(l.value.clone());
-            }
+        let mint = self.readable_from(mint);
+        if mint > maxt {
+            return Ok(Vec::new());
         }
-        Ok(values.into_iter().collect())
+        let idx = self.read_index();
+        let mut values: Vec<Str> = if matchers.is_empty() {
+            idx.postings
+                .values(name)
+                .filter(|(_, ids)| idx.any_overlaps(ids, mint, maxt))
+                .map(|(v, _)| v.clone())
+                .collect()
+        } else {
+            let mut seen = hashbrown::HashSet::<Str, foldhash::fast::RandomState>::default();
+            for s in idx.matching(matchers, mint, maxt) {
+                if let Some(l) = s.labels.iter().find(|l| &*l.name == name)
+                    && !seen.contains(&*l.value)
+                {
+                    seen.insert(l.value.clone());
+                }
+            }
+            seen.into_iter().collect()
+        };
+        values.sort_unstable();
+        Ok(values)
     }
 }
 
@@ -343,9 +599,27 @@ impl Queryable for Head {
 mod tests {
     use super::*;
     use crate::matcher::MatchOp;
+    use crate::sample::{STALE_NAN, is_stale_nan};
 
     fn l(pairs: &[(&str, &str)]) -> Labels {
         Labels::from_pairs(pairs)
+    }
+
+    fn read(h: &Head, id: SeriesId, mint: i64, maxt: i64) -> Vec<Sample> {
+        let mut out = Vec::new();
+        h.samples(id, mint, maxt, &mut out).unwrap();
+        out
+    }
+
+    fn strs(v: Vec<Str>) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn head_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Head>();
+        check::<SeriesHandle>();
     }
 
     #[test]
@@ -383,6 +657,19 @@ mod tests {
     }
 
     #[test]
+    fn nan_resend_is_compared_by_bits() {
+        let h = Head::default();
+        let s = h.get_or_create(&l(&[("a", "b")]));
+        h.append(&s, 10, f64::NAN).unwrap();
+        assert_eq!(h.append(&s, 10, f64::NAN), Ok(()));
+        assert_eq!(h.append(&s, 10, STALE_NAN), Err(AppendError::Duplicate { t: 10 }));
+        h.append(&s, 20, STALE_NAN).unwrap();
+        let got = read(&h, s.id(), 0, 100);
+        assert!(got[0].v.is_nan() && !is_stale_nan(got[0].v));
+        assert!(is_stale_nan(got[1].v));
+    }
+
+    #[test]
     fn truncation_removes_old_samples_and_dead_series() {
         let h = Head::default();
         let old = h.get_or_create(&l(&[("a", "old")]));
@@ -396,5 +683,203 @@ mod tests {
             h.append_labels(&l(&[("a", "x")]), 20, 1.0),
             Err(AppendError::OutOfBounds { .. })
         ));
+    }
+
+    #[test]
+    fn truncation_hides_samples_kept_in_a_straddling_chunk() {
+        let h = Head::default();
+        let s = h.get_or_create(&l(&[("a", "b")]));
+        for t in 0..10 {
+            h.append(&s, t * 10, t as f64).unwrap();
+        }
+        h.truncate_before(45);
+        assert_eq!(h.stats().chunks, 1, "the straddling chunk stays");
+        let got = read(&h, s.id(), 0, 1000);
+        assert_eq!(got.first().map(|s| s.t), Some(50));
+        assert_eq!(h.stats().min_time, Some(45));
+        assert!(h.select(&[], 0, 44).unwrap().is_empty());
+        assert_eq!(h.label_names(&[], 0, 44).unwrap(), Vec::<Str>::new());
+        // A lower bound never undoes an earlier, higher one.
+        h.truncate_before(0);
+        assert_eq!(h.append(&s, 40, 1.0), Err(AppendError::OutOfBounds { t: 40, min_valid: 45 }));
+        assert_eq!(h.stats().out_of_bounds_rejected, 1);
+    }
+
+    #[test]
+    fn truncation_frees_chunks_strings_and_postings() {
+        let h = Head::new(HeadOptions { chunk_samples: 4 });
+        let keep = h.get_or_create(&l(&[("__name__", "m"), ("i", "keep")]));
+        let gone = h.get_or_create(&l(&[("__name__", "m"), ("i", "gone-unique")]));
+        for t in 0..20 {
+            h.append(&keep, t, 1.0).unwrap();
+            if t < 10 {
+                h.append(&gone, t, 1.0).unwrap();
+            }
+        }
+        assert_eq!(h.stats().chunks, 5 + 3);
+        let before = h.memory_usage();
+        // A live handle would keep the strings alive, so keep only a copy.
+        let (gone_id, gone_labels) = (gone.id(), l(&[("__name__", "m"), ("i", "gone-unique")]));
+        drop(gone);
+        h.truncate_before(12);
+        let st = h.stats();
+        assert_eq!((st.series, st.series_created, st.series_removed, st.chunks), (1, 2, 1, 2));
+        assert_eq!(st.min_time, Some(12));
+        assert_eq!(st.max_time, Some(19));
+        let after = h.memory_usage();
+        assert!(after.chunks < before.chunks && after.strings < before.strings, "{after:?}");
+        assert_eq!(strs(h.label_values("i", &[], i64::MIN, i64::MAX).unwrap()), ["keep"]);
+        assert!(h.lookup(&gone_labels).is_none());
+        assert!(matches!(
+            h.samples(gone_id, 0, 100, &mut Vec::new()),
+            Err(StorageError::SeriesNotFound(_))
+        ));
+        // Recreating the same labels yields a new, working series.
+        let again = h.get_or_create(&gone_labels);
+        assert_ne!(again.id(), gone_id);
+        h.append(&again, 30, 1.0).unwrap();
+    }
+
+    #[test]
+    fn chunks_are_cut_and_read_back_across_boundaries() {
+        let h = Head::new(HeadOptions { chunk_samples: 7 });
+        let s = h.get_or_create(&l(&[("a", "b")]));
+        for t in 0..100 {
+            h.append(&s, t * 15_000, (t * t) as f64).unwrap();
+        }
+        assert_eq!(h.stats().chunks, 15);
+        let got = read(&h, s.id(), 15_000 * 20, 15_000 * 30);
+        assert_eq!(got.len(), 11);
+        assert!(got.iter().enumerate().all(|(i, x)| x.v == ((i + 20) * (i + 20)) as f64));
+    }
+
+    #[test]
+    fn append_many_skips_and_counts_rejections() {
+        let h = Head::default();
+        let s = h.get_or_create(&l(&[("a", "b")]));
+        let batch = [
+            Sample::new(10, 1.0),
+            Sample::new(20, 2.0),
+            Sample::new(20, 2.0),
+            Sample::new(15, 9.0),
+            Sample::new(20, 3.0),
+            Sample::new(30, 4.0),
+        ];
+        let sum = h.append_many(&s, &batch);
+        assert_eq!(
+            sum,
+            AppendSummary {
+                appended: 3,
+                rejected: 2,
+                first_error: Some(AppendError::OutOfOrder { t: 15, last_t: 20 })
+            }
+        );
+        let st = h.stats();
+        assert_eq!(
+            (st.samples_appended, st.out_of_order_rejected, st.duplicate_rejected),
+            (3, 1, 1)
+        );
+        h.truncate_before(100);
+        let sum = h.append_many(&s, &batch);
+        assert_eq!(sum.first_error, Some(AppendError::SeriesRemoved));
+        assert_eq!(sum.rejected, batch.len());
+    }
+
+    #[test]
+    fn labels_names_and_values_respect_matchers_and_time() {
+        let h = Head::default();
+        h.append_labels(&l(&[("__name__", "up"), ("job", "a"), ("zone", "1")]), 10, 1.0).unwrap();
+        h.append_labels(&l(&[("__name__", "up"), ("job", "b")]), 100, 1.0).unwrap();
+        h.append_labels(&l(&[("__name__", "x"), ("job", "c")]), 100, 1.0).unwrap();
+        h.get_or_create(&l(&[("__name__", "empty"), ("never", "appended")]));
+        assert_eq!(strs(h.label_names(&[], 0, 1000).unwrap()), ["__name__", "job", "zone"]);
+        assert_eq!(strs(h.label_names(&[], 50, 1000).unwrap()), ["__name__", "job"]);
+        let up = [Matcher::equal("__name__", "up")];
+        assert_eq!(strs(h.label_names(&up, 0, 50).unwrap()), ["__name__", "job", "zone"]);
+        assert_eq!(strs(h.label_values("job", &[], 0, 1000).unwrap()), ["a", "b", "c"]);
+        assert_eq!(strs(h.label_values("job", &up, 0, 1000).unwrap()), ["a", "b"]);
+        assert_eq!(strs(h.label_values("job", &up, 50, 1000).unwrap()), ["b"]);
+        assert!(h.label_values("nope", &[], 0, 1000).unwrap().is_empty());
+        assert!(h.select(&[], 1000, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn select_sorts_by_labels_and_handles_empty_matchers() {
+        let h = Head::default();
+        for (i, job) in ["c", "a", "b"].iter().enumerate() {
+            h.append_labels(&l(&[("__name__", "up"), ("job", job)]), 10, i as f64).unwrap();
+        }
+        h.append_labels(&l(&[("__name__", "up")]), 10, 0.0).unwrap();
+        let all = h.select(&[], 0, 100).unwrap();
+        let printed: Vec<String> = all.iter().map(|s| s.labels.to_string()).collect();
+        assert_eq!(
+            printed,
+            [
+                r#"{__name__="up"}"#,
+                r#"{__name__="up", job="a"}"#,
+                r#"{__name__="up", job="b"}"#,
+                r#"{__name__="up", job="c"}"#
+            ]
+        );
+        let no_job = [Matcher::equal("job", "")];
+        assert_eq!(h.select(&no_job, 0, 100).unwrap().len(), 1);
+        let not_a = [Matcher::new(MatchOp::NotEqual, "job", "a").unwrap()];
+        assert_eq!(h.select(&not_a, 0, 100).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn interned_comparison_orders_like_labels() {
+        let h = Head::default();
+        let sets = [
+            l(&[("a", "1")]),
+            l(&[("a", "1"), ("b", "1")]),
+            l(&[("a", "2")]),
+            l(&[("b", "0")]),
+            l(&[("a", "1"), ("c", "0")]),
+            l(&[("aa", "1")]),
+        ];
+        let interned: Vec<Labels> =
+            sets.iter().map(|s| h.get_or_create(s).labels().clone()).collect();
+        for a in &interned {
+            for b in &interned {
+                assert_eq!(cmp_interned(a, b), a.cmp(b), "{a} vs {b}");
+            }
+            // Strings from elsewhere compare by content.
+            for b in &sets {
+                assert_eq!(cmp_interned(a, b), a.cmp(b), "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn concurrent_appends_and_queries() {
+        let h = Head::new(HeadOptions { chunk_samples: 16 });
+        std::thread::scope(|scope| {
+            for w in 0..3 {
+                let h = &h;
+                scope.spawn(move || {
+                    let handles: Vec<_> = (0..50)
+                        .map(|i| {
+                            h.get_or_create(&l(&[("w", &w.to_string()), ("i", &i.to_string())]))
+                        })
+                        .collect();
+                    for t in 0..200 {
+                        for s in &handles {
+                            h.append(s, t, t as f64).unwrap();
+                        }
+                    }
+                });
+            }
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    for s in h.select(&[Matcher::equal("w", "1")], 0, 1000).unwrap() {
+                        let got = read(&h, s.id, 0, 1000);
+                        assert!(got.windows(2).all(|w| w[0].t + 1 == w[1].t));
+                    }
+                }
+            });
+        });
+        let st = h.stats();
+        assert_eq!((st.series, st.samples_appended), (150, 150 * 200));
     }
 }

@@ -1,9 +1,16 @@
 //! Series storage: the [`Queryable`] seam PromQL reads through, and the
 //! in-memory [`Head`] that implements it.
 
+pub mod chunk;
 pub mod head;
+#[cfg(test)]
+mod model_test;
+mod postings;
+mod series;
 
-pub use head::{AppendError, Head, HeadOptions, HeadStats, SeriesHandle};
+pub use head::{
+    AppendError, AppendSummary, Head, HeadMemory, HeadOptions, HeadStats, SeriesHandle,
+};
 
 use crate::labels::{Labels, Str};
 use crate::matcher::Matcher;
