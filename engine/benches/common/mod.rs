@@ -416,3 +416,22 @@ impl Scrapes<'_> {
         true
     }
 }
+
+/// Typical rule and dashboard queries over this dataset, shared by the PromQL
+/// benches and the side-by-side comparison with Prometheus.
+pub const RULE_QUERIES: &[(&str, &str)] = &[
+    ("sum_rate", "sum by (job) (rate(http_requests_total[5m]))"),
+    (
+        "histogram_quantile",
+        "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+    ),
+    ("topk", "topk(10, rate(node_cpu_seconds_total[5m]))"),
+    ("join_group_left", "rate(http_requests_total[5m]) * on(job, instance) group_left() up"),
+    ("subquery", "max_over_time(sum by (instance) (rate(http_requests_total[5m]))[30m:1m])"),
+    ("selector_wide", "node_memory_bytes_1 > 0"),
+];
+
+/// The time of the last scrape of a dataset loaded with `rounds` rounds.
+pub fn last_scrape_ms(rounds: usize) -> i64 {
+    START_MS + (rounds as i64 - 1) * INTERVAL_MS
+}
