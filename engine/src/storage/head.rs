@@ -4,7 +4,7 @@
 //! - each series owns its compressed chunks behind its own mutex, so a caller
 //!   holding a [`SeriesHandle`] appends without touching any shared lock;
 //! - one `RwLock` guards the index (series by label hash, series by id, the
-//!   postings of [`super::postings`]); it is written only to create or remove
+//!   postings of `storage::postings`); it is written only to create or remove
 //!   series and read by lookups and queries.
 //!
 //! Locks are always taken index first, then series, never the other way.
