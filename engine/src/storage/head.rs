@@ -4,11 +4,12 @@
 //! - each series owns its compressed chunks behind its own mutex, so a caller
 //!   holding a [`SeriesHandle`] appends without touching any shared lock;
 //! - one `RwLock` guards the index (series by label hash, series by id, the
-//!   postings of [`super::postings`]); it is written only to create or remove
+//!   postings of `storage::postings`); it is written only to create or remove
 //!   series and read by lookups and queries.
 //!
 //! Locks are always taken index first, then series, never the other way.
 
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -140,7 +141,7 @@ impl SeriesHandle {
 #[derive(Default)]
 struct Index {
     interner: Interner,
-    /// Keyed by `Labels::stable_hash`; sets whose hashes collide coexist and
+    /// Keyed by [`Head::hash_labels`]; sets whose hashes collide coexist and
     /// are told apart by comparing labels. Hashes are recomputed when the
     /// table grows rather than stored, which saves 8 bytes per series.
     by_labels: HashTable<Arc<MemSeries>>,
@@ -152,7 +153,6 @@ struct Index {
 }
 
 fn id_hash(id: SeriesId) -> u64 {
-    use std::hash::BuildHasher;
     foldhash::fast::FixedState::default().hash_one(id)
 }
 
@@ -195,6 +195,11 @@ struct HotCounter(AtomicU64);
 /// many threads; the engine itself never spawns any.
 pub struct Head {
     chunk_samples: usize,
+    /// Seeded per head: label values come from scraped targets and remote
+    /// writers, who must not be able to aim collisions at the table. Also
+    /// several times faster than `Labels::stable_hash`, which this table
+    /// does not need to be stable.
+    label_hasher: foldhash::fast::RandomState,
     index: RwLock<Index>,
     /// Appends older than this fail; reads never return anything older.
     min_valid_time: AtomicI64,
@@ -214,6 +219,7 @@ impl Head {
     pub fn new(opts: HeadOptions) -> Self {
         Head {
             chunk_samples: opts.chunk_samples.clamp(1, chunk::MAX_SAMPLES),
+            label_hasher: foldhash::fast::RandomState::default(),
             index: RwLock::new(Index::default()),
             min_valid_time: AtomicI64::new(i64::MIN),
             samples_appended: HotCounter::default(),
@@ -231,9 +237,13 @@ impl Head {
         self.index.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn hash_labels(&self, labels: &Labels) -> u64 {
+        self.label_hasher.hash_one(labels)
+    }
+
     /// The series with exactly these labels, created if new.
     pub fn get_or_create(&self, labels: &Labels) -> SeriesHandle {
-        let hash = labels.stable_hash();
+        let hash = self.hash_labels(labels);
         if let Some(s) = self.read_index().by_labels(labels, hash) {
             return SeriesHandle(s.clone());
         }
@@ -245,7 +255,7 @@ impl Head {
         let id = idx.next_id;
         idx.next_id += 1;
         let s = Arc::new(MemSeries { id, labels, state: Mutex::default() });
-        idx.by_labels.insert_unique(hash, s.clone(), |s| s.labels.stable_hash());
+        idx.by_labels.insert_unique(hash, s.clone(), |s| self.hash_labels(&s.labels));
         idx.by_id.insert_unique(id_hash(id), s.clone(), |s| id_hash(s.id));
         idx.postings.add(id, &s.labels);
         idx.series_created += 1;
@@ -254,7 +264,9 @@ impl Head {
 
     /// The series with exactly these labels, if present.
     pub fn lookup(&self, labels: &Labels) -> Option<SeriesHandle> {
-        self.read_index().by_labels(labels, labels.stable_hash()).map(|s| SeriesHandle(s.clone()))
+        self.read_index()
+            .by_labels(labels, self.hash_labels(labels))
+            .map(|s| SeriesHandle(s.clone()))
     }
 
     /// Appends one sample. Rejections are counted in [`HeadStats`].
@@ -390,7 +402,9 @@ impl Head {
             removed.push(s);
         }
         for s in &removed {
-            if let Ok(e) = idx.by_labels.find_entry(s.labels.stable_hash(), |x| Arc::ptr_eq(x, s)) {
+            if let Ok(e) =
+                idx.by_labels.find_entry(self.hash_labels(&s.labels), |x| Arc::ptr_eq(x, s))
+            {
                 e.remove();
             }
             if let Ok(e) = idx.by_id.find_entry(id_hash(s.id), |x| x.id == s.id) {
@@ -401,7 +415,7 @@ impl Head {
         idx.series_removed += removed.len() as u64;
         // Tables never shrink by themselves; give memory back after churn.
         if idx.by_id.len() < idx.by_id.capacity() / 4 {
-            idx.by_labels.shrink_to_fit(|s| s.labels.stable_hash());
+            idx.by_labels.shrink_to_fit(|s| self.hash_labels(&s.labels));
             idx.by_id.shrink_to_fit(|s| id_hash(s.id));
         }
         // The strings can only be collected once nothing here refers to them.
