@@ -27,7 +27,9 @@ fn promql(c: &mut Criterion) {
         let head = loaded(n);
         let t = last_scrape_ms(SAMPLES_2H);
         let mut g = c.benchmark_group(format!("promql_{}k", n / 1000));
-        g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+        g.sample_size(10)
+            .measurement_time(Duration::from_secs(3))
+            .warm_up_time(Duration::from_secs(1));
         for (name, q) in RULE_QUERIES {
             // A query that fails or selects nothing would measure nothing.
             let r = engine.instant(&head, q, t).expect("benchmark query evaluates");
