@@ -215,7 +215,7 @@ pub(crate) fn format_openmetrics_float(v: f64) -> String {
         None => (sci.as_str(), 0),
     };
     let mut out = String::with_capacity(24);
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         out.push_str(mantissa);
         out.push('e');
         out.push(if exp < 0 { '-' } else { '+' });

@@ -402,3 +402,237 @@ impl Ingester {
         self.tracked_last = tracked;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Matcher;
+    use crate::sample::{Sample, is_stale_nan};
+    use crate::storage::Queryable;
+
+    /// Every series of the head as `labels => samples`, sorted.
+    fn dump(head: &Head) -> Vec<(String, Vec<Sample>)> {
+        let all = [Matcher::new(crate::MatchOp::Regex, "__name__", ".+").unwrap()];
+        head.select(&all, i64::MIN, i64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                let mut samples = Vec::new();
+                head.samples(s.id, i64::MIN, i64::MAX, &mut samples).unwrap();
+                (s.labels.to_string(), samples)
+            })
+            .collect()
+    }
+
+    fn values(head: &Head, name: &str) -> Vec<(i64, String)> {
+        let m = [Matcher::equal("__name__", name)];
+        let mut out = Vec::new();
+        for s in head.select(&m, i64::MIN, i64::MAX).unwrap() {
+            let mut samples = Vec::new();
+            head.samples(s.id, i64::MIN, i64::MAX, &mut samples).unwrap();
+            out.extend(samples.iter().map(|x| {
+                (x.t, if is_stale_nan(x.v) { "stale".to_owned() } else { x.v.to_string() })
+            }));
+        }
+        out
+    }
+
+    const BODY: &str = "\
+# HELP up Whether the target is up.
+# TYPE up gauge
+up 1
+requests_total{code=\"200\"} 10
+requests_total{code=\"500\"} 2
+";
+
+    #[test]
+    fn appends_a_body_and_reuses_the_cache() {
+        let head = Head::default();
+        let mut ing = Ingester::new();
+        let r = ing.ingest(&head, BODY.as_bytes(), Format::PrometheusText, 1000).unwrap();
+        assert_eq!(
+            r,
+            IngestReport { samples: 3, appended: 3, series_added: 3, ..IngestReport::default() }
+        );
+        assert_eq!(ing.cached_series(), 3);
+        let body2 = BODY.replace("} 10", "} 11");
+        let r = ing.ingest(&head, body2.as_bytes(), Format::PrometheusText, 2000).unwrap();
+        assert_eq!(r, IngestReport { samples: 3, appended: 3, ..IngestReport::default() });
+        assert_eq!(
+            dump(&head),
+            [
+                (
+                    r#"{__name__="requests_total", code="200"}"#.to_owned(),
+                    vec![Sample::new(1000, 10.0), Sample::new(2000, 11.0)]
+                ),
+                (
+                    r#"{__name__="requests_total", code="500"}"#.to_owned(),
+                    vec![Sample::new(1000, 2.0), Sample::new(2000, 2.0)]
+                ),
+                (
+                    r#"{__name__="up"}"#.to_owned(),
+                    vec![Sample::new(1000, 1.0), Sample::new(2000, 1.0)]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn different_texts_of_one_series_share_it() {
+        let head = Head::default();
+        let mut ing = Ingester::new();
+        let body = "a{x=\"1\",y=\"2\"} 1 10\na{y=\"2\", x=\"1\"} 2 20\n";
+        let r = ing.ingest(&head, body.as_bytes(), Format::PrometheusText, 0).unwrap();
+        assert_eq!(r.appended, 2);
+        assert_eq!(ing.cached_series(), 2);
+        assert_eq!(head.stats().series, 1);
+    }
+
+    #[test]
+    fn a_bad_body_appends_nothing_and_creates_nothing() {
+        let head = Head::default();
+        let mut ing = Ingester::new();
+        ing.ingest(&head, BODY.as_bytes(), Format::PrometheusText, 1000).unwrap();
+        let bad = format!("{BODY}new_series 1\nbroken{{code=\"1\" 1\n");
+        let err = ing.ingest(&head, bad.as_bytes(), Format::PrometheusText, 2000).unwrap_err();
+        assert_eq!(err.to_string(), "7:17: expected a label name or '}', got '1'");
+        assert_eq!(head.stats().series, 3);
+        assert_eq!(head.stats().samples_appended, 3);
+        assert_eq!(ing.cached_series(), 3);
+        // A label check failure on a new series rejects the body just the same.
+        let bad = format!("{BODY}dup{{a=\"1\",a=\"2\"}} 1\n");
+        let err = ing.ingest(&head, bad.as_bytes(), Format::PrometheusText, 2000).unwrap_err();
+        assert_eq!(err.to_string(), "6:11: duplicate label name \"a\"");
+        // So does an OpenMetrics body without "# EOF", after all its lines.
+        let err = ing.ingest(&head, b"up 1\n", Format::OpenMetrics, 2000).unwrap_err();
+        assert_eq!(err.kind, super::super::ErrorKind::MissingEof);
+        assert_eq!(head.stats().samples_appended, 3);
+        // The cache still serves the next good scrape.
+        let r = ing.ingest(&head, BODY.as_bytes(), Format::PrometheusText, 3000).unwrap();
+        assert_eq!((r.appended, r.series_added), (3, 0));
+    }
+
+    #[test]
+    fn skipping_bad_lines_reports_them_and_keeps_the_rest() {
+        let head = Head::default();
+        let mut ing = Ingester::new().with_policy(ErrorPolicy::SkipLines);
+        let body = "a 1\nb{ 2\nc 3\nd{x=\"1\",x=\"2\"} 4\ne 5\n";
+        let r = ing.ingest(&head, body.as_bytes(), Format::PrometheusText, 0).unwrap();
+        assert_eq!((r.samples, r.appended, r.invalid_lines), (4, 3, 2));
+        let positions: Vec<_> = r.errors.iter().map(|e| (e.line, e.column)).collect();
+        assert_eq!(positions, [(2, 4), (4, 9)]);
+        assert_eq!(head.stats().series, 3);
+        // Reports keep the first errors only.
+        let many = "x{\n".repeat(MAX_REPORTED_ERRORS + 5);
+        let r = ing.ingest(&head, many.as_bytes(), Format::PrometheusText, 0).unwrap();
+        assert_eq!(
+            (r.invalid_lines, r.errors.len()),
+            (MAX_REPORTED_ERRORS + 5, MAX_REPORTED_ERRORS)
+        );
+    }
+
+    #[test]
+    fn counts_rejections_by_reason() {
+        let head = Head::default();
+        let mut ing = Ingester::new();
+        ing.ingest(&head, b"a 1 100\nb 1 100\nc 1 100\n", Format::PrometheusText, 0).unwrap();
+        head.truncate_before(50);
+        let body = "a 2 90\nb 2 100\nc 1 100\nd 1 10\n";
+        let r = ing.ingest(&head, body.as_bytes(), Format::PrometheusText, 0).unwrap();
+        assert_eq!(
+            (r.out_of_order, r.duplicate, r.out_of_bounds, r.appended),
+            (1, 1, 1, 1),
+            "{r:?}"
+        );
+        // The same series twice without timestamps: the second is a duplicate,
+        // as in Prometheus, even with the same value.
+        let r = ing.ingest(&head, b"e 1\ne 1\n", Format::PrometheusText, 200).unwrap();
+        assert_eq!((r.appended, r.duplicate), (1, 1));
+        // With explicit timestamps both count.
+        let r = ing.ingest(&head, b"e 1 300\ne 2 301\n", Format::PrometheusText, 0).unwrap();
+        assert_eq!((r.appended, r.duplicate), (2, 0));
+    }
+
+    #[test]
+    fn re_resolves_series_removed_by_retention() {
+        let head = Head::default();
+        let mut ing = Ingester::new();
+        ing.ingest(&head, b"a 1\n", Format::PrometheusText, 100).unwrap();
+        head.truncate_before(200);
+        assert_eq!(head.stats().series, 0);
+        let r = ing.ingest(&head, b"a 2\n", Format::PrometheusText, 300).unwrap();
+        assert_eq!((r.appended, r.series_removed), (1, 0));
+        assert_eq!(values(&head, "a"), [(300, "2".to_owned())]);
+    }
+
+    #[test]
+    fn marks_vanished_series_stale_and_forgets_them() {
+        let head = Head::default();
+        let mut ing = Ingester::new();
+        ing.ingest(&head, b"a 1\nb 1\nc 1 50\n", Format::PrometheusText, 100).unwrap();
+        let r = ing.ingest(&head, b"a 2\n", Format::PrometheusText, 200).unwrap();
+        // b went away; c had its own timestamp, so staleness does not apply.
+        assert_eq!(r.stale_markers, 1);
+        assert_eq!(values(&head, "b"), [(100, "1".to_owned()), (200, "stale".to_owned())]);
+        assert_eq!(values(&head, "c"), [(50, "1".to_owned())]);
+        assert_eq!(ing.cached_series(), 1);
+        // A series that comes back is new again, and is not marked twice.
+        let r = ing.ingest(&head, b"a 3\nb 3\n", Format::PrometheusText, 300).unwrap();
+        assert_eq!((r.stale_markers, r.series_added), (0, 1));
+        let r = ing.ingest(&head, b"a 4\nb 4\n", Format::PrometheusText, 400).unwrap();
+        assert_eq!(r.stale_markers, 0);
+        // A series that switches to explicit timestamps leaves staleness.
+        let r = ing.ingest(&head, b"a 5\nb 5 450\n", Format::PrometheusText, 500).unwrap();
+        assert_eq!(r.stale_markers, 1);
+        assert_eq!(values(&head, "b").last(), Some(&(500, "stale".to_owned())));
+    }
+
+    #[test]
+    fn a_failed_scrape_is_marked_stale_by_the_caller() {
+        let head = Head::default();
+        let mut ing = Ingester::new();
+        assert_eq!(ing.mark_stale(&head, 50), 0);
+        ing.ingest(&head, b"a 1\nb 1\n", Format::PrometheusText, 100).unwrap();
+        assert!(ing.ingest(&head, b"a 2\nb{\n", Format::PrometheusText, 200).is_err());
+        assert_eq!(ing.mark_stale(&head, 200), 2);
+        assert_eq!(values(&head, "a"), [(100, "1".to_owned()), (200, "stale".to_owned())]);
+        // Nothing is stale twice.
+        assert_eq!(ing.mark_stale(&head, 250), 0);
+        let r = ing.ingest(&head, b"a 3\n", Format::PrometheusText, 300).unwrap();
+        assert_eq!((r.appended, r.stale_markers), (1, 0));
+    }
+
+    #[test]
+    fn relabels_once_per_new_series() {
+        let head = Head::default();
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = calls.clone();
+        let mut ing = Ingester::new().with_relabel(move |labels: Labels| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if labels.metric_name() == Some("drop_me") {
+                return None;
+            }
+            let mut b = labels.builder();
+            b.set("job", "node");
+            Some(b.labels())
+        });
+        let body = b"keep 1\ndrop_me 2\n";
+        for t in [100, 200] {
+            let r = ing.ingest(&head, body, Format::PrometheusText, t).unwrap();
+            assert_eq!((r.samples, r.appended, r.dropped), (2, 1, 1));
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert_eq!(dump(&head)[0].0, r#"{__name__="keep", job="node"}"#);
+    }
+
+    #[test]
+    fn openmetrics_bodies_use_their_own_timestamps() {
+        let head = Head::default();
+        let mut ing = Ingester::new();
+        let body = "# TYPE a counter\na_total 1 1.5 # {trace=\"x\"} 1\na_created 0.5\n# EOF\n";
+        let r = ing.ingest(&head, body.as_bytes(), Format::OpenMetrics, 9000).unwrap();
+        assert_eq!(r.appended, 2);
+        assert_eq!(values(&head, "a_total"), [(1500, "1".to_owned())]);
+        assert_eq!(values(&head, "a_created"), [(9000, "0.5".to_owned())]);
+    }
+}
