@@ -76,12 +76,10 @@ impl fmt::Display for Found {
 
 /// An error located by byte offset only. The lexer produces these on its hot
 /// path; turning the offset into line and column costs a scan of the input,
-/// which is paid only when an error is actually reported.
+/// which is paid only when an error is actually reported. Boxed, so that the
+/// lexer's `Result`s stay small on the path where nothing goes wrong.
 #[derive(Debug)]
-pub(crate) struct RawError {
-    pub offset: usize,
-    pub kind: RawKind,
-}
+pub(crate) struct RawError(Box<(usize, RawKind)>);
 
 #[derive(Debug)]
 pub(crate) enum RawKind {
@@ -92,11 +90,19 @@ pub(crate) enum RawKind {
 
 impl RawError {
     pub fn expected(offset: usize, what: impl Into<Cow<'static, str>>) -> Self {
-        RawError { offset, kind: RawKind::Expected(what.into()) }
+        RawError(Box::new((offset, RawKind::Expected(what.into()))))
     }
 
     pub fn new(offset: usize, kind: ErrorKind) -> Self {
-        RawError { offset, kind: RawKind::Other(kind) }
+        RawError(Box::new((offset, RawKind::Other(kind))))
+    }
+
+    pub fn offset(&self) -> usize {
+        self.0.0
+    }
+
+    pub fn kind(&self) -> &RawKind {
+        &self.0.1
     }
 }
 
@@ -146,15 +152,16 @@ impl LineCursor {
         (self.line + 1, column + 1)
     }
 
-    pub fn error(&mut self, input: &[u8], raw: RawError) -> ParseError {
-        let (line, column) = self.locate(input, raw.offset);
-        let kind = match raw.kind {
+    pub fn error(&mut self, input: &[u8], raw: RawError) -> Box<ParseError> {
+        let (offset, kind) = *raw.0;
+        let (line, column) = self.locate(input, offset);
+        let kind = match kind {
             RawKind::Expected(expected) => {
-                ErrorKind::Unexpected { expected, found: found_at(input, raw.offset) }
+                ErrorKind::Unexpected { expected, found: found_at(input, offset) }
             }
             RawKind::Other(kind) => kind,
         };
-        ParseError { line, column, kind }
+        Box::new(ParseError { line, column, kind })
     }
 }
 

@@ -32,16 +32,19 @@ const POW10: [f64; 23] = [
 
 /// Parses a float as Prometheus's text parsers do (Go `ParseFloat` rules).
 pub(crate) fn parse_float(s: &[u8]) -> Result<f64, NumberError> {
-    match fast_decimal(s) {
-        Some(v) => Ok(v),
-        None => slow_float(s),
+    match fast_prefix(s) {
+        Some((v, len)) if len == s.len() => Ok(v),
+        _ => slow_float(s),
     }
 }
 
-/// The Clinger fast path, or `None` to defer to the general parser (which
-/// also produces the error for malformed input).
+/// The Clinger fast path over the longest prefix of `s` that is a plain
+/// decimal (`[+-]digits[.digits][e[+-]digits]`): its value and length, or
+/// `None` to defer to the general parser, which also produces the error for
+/// malformed input. Parsing a prefix lets the lexer read a value without
+/// first scanning for the end of its token.
 #[inline]
-fn fast_decimal(s: &[u8]) -> Option<f64> {
+pub(crate) fn fast_prefix(s: &[u8]) -> Option<(f64, usize)> {
     let (neg, mut i) = match s.first()? {
         b'-' => (true, 1),
         b'+' => (false, 1),
@@ -113,9 +116,6 @@ fn fast_decimal(s: &[u8]) -> Option<f64> {
         }
         exp += if exp_neg { -e } else { e };
     }
-    if i != s.len() {
-        return None;
-    }
     let v = if mant == 0 {
         0.0
     } else {
@@ -130,7 +130,7 @@ fn fast_decimal(s: &[u8]) -> Option<f64> {
             _ => return None,
         }
     };
-    Some(if neg { -v } else { v })
+    Some((if neg { -v } else { v }, i))
 }
 
 #[cold]

@@ -2,9 +2,14 @@
 //!
 //! Like Prometheus's scrape cache, [`Ingester`] remembers, for every series
 //! text a target exposes (`http_requests_total{code="200"}`), the head series
-//! it resolved to. A steady-state scrape then costs, per line, the lexing, one
-//! hash of the series text and one append: no label strings are built, sorted
-//! or hashed, and the head's index is not touched.
+//! it resolved to, so no label strings are built, sorted or hashed and the
+//! head's index is not touched for series seen before. Going further, it
+//! remembers the order: targets expose their series in the same order every
+//! time, so the entry that followed this one last time is the likely next
+//! one. The parser checks that guess with one comparison of the line against
+//! the cached text and, when it holds, skips lexing the labels; only a wrong
+//! guess costs a hash-table lookup. The cached texts sit in one buffer in
+//! exposition order, so those comparisons read memory sequentially.
 //!
 //! Error policy. By default ([`ErrorPolicy::RejectBody`]) a body is all or
 //! nothing, as in Prometheus, which fails a scrape at its first malformed
@@ -30,7 +35,7 @@ use crate::labels::Labels;
 use crate::sample::STALE_NAN;
 use crate::storage::{AppendError, Head, SeriesHandle};
 
-use super::parser::{Parser, Record};
+use super::parser::{Line, Parser};
 use super::{Format, ParseError};
 
 /// What to do with malformed lines; see the [module docs](self).
@@ -120,21 +125,44 @@ impl Target {
     }
 }
 
+/// No slot: the end of the order chain.
+const NONE: usize = usize::MAX;
+
 struct Slot {
-    /// The series text as exposed, the cache key.
-    key: Box<[u8]>,
+    /// The series text as exposed, the cache key: `keys[key_start..key_end]`.
+    key_start: usize,
+    key_end: usize,
     hash: u64,
+    /// The format the text was lexed in. Only then may the parser skip
+    /// lexing it: the Prometheus format accepts label blocks OpenMetrics
+    /// rejects.
+    format: Format,
     target: Target,
+    /// The entry that followed this one in the last body that had it.
+    next: usize,
     /// The last ingest call that saw this text.
     seen: u64,
     /// The last successful ingest that appended to it without an explicit
     /// timestamp, which makes it subject to staleness.
     tracked: u64,
+    /// Position among the last body's samples, to lay out `keys` in
+    /// exposition order when compacting.
+    order: usize,
 }
 
 impl Slot {
     fn vacant() -> Slot {
-        Slot { key: Box::default(), hash: 0, target: Target::Vacant, seen: 0, tracked: 0 }
+        Slot {
+            key_start: 0,
+            key_end: 0,
+            hash: 0,
+            format: Format::PrometheusText,
+            target: Target::Vacant,
+            next: NONE,
+            seen: 0,
+            tracked: 0,
+            order: 0,
+        }
     }
 }
 
@@ -150,7 +178,6 @@ struct PendingAppend {
 /// Appends exposition bodies of one scrape target to a [`Head`]; see the
 /// [module docs](self). Keep one per target: the cache and the staleness
 /// state describe what that target exposed last.
-#[derive(Default)]
 pub struct Ingester {
     policy: ErrorPolicy,
     relabel: Option<Relabel>,
@@ -160,6 +187,12 @@ pub struct Ingester {
     slots: Vec<Slot>,
     free: Vec<usize>,
     live: usize,
+    /// Every cached series text, back to back, mostly in exposition order.
+    keys: Vec<u8>,
+    /// Bytes of `keys` that belong to no slot any more.
+    garbage: usize,
+    /// The entry of the first sample line of the last body.
+    first: usize,
     /// Numbers ingest calls; 0 means "never".
     iteration: u64,
     last_success: u64,
@@ -168,6 +201,28 @@ pub struct Ingester {
     // Per-call scratch, kept to reuse the allocations.
     pending: Vec<PendingAppend>,
     inserted: Vec<usize>,
+}
+
+impl Default for Ingester {
+    fn default() -> Self {
+        Ingester {
+            policy: ErrorPolicy::default(),
+            relabel: None,
+            hasher: foldhash::fast::RandomState::default(),
+            table: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            keys: Vec::new(),
+            garbage: 0,
+            first: NONE,
+            iteration: 0,
+            last_success: 0,
+            tracked_last: 0,
+            pending: Vec::new(),
+            inserted: Vec::new(),
+        }
+    }
 }
 
 impl Ingester {
@@ -209,68 +264,81 @@ impl Ingester {
         let iteration = self.iteration;
         self.pending.clear();
         self.inserted.clear();
+        let keys_before = self.keys.len();
         let mut report = IngestReport::default();
         // Distinct entries seen by this call, to skip the eviction sweep
         // when the target exposed exactly what it exposed last time.
         let mut seen = 0;
         let mut parser = Parser::new(body, format);
+        // The entry of the previous sample line; its `next` is the guess.
+        let mut previous = NONE;
         loop {
-            let raw = match parser.next_record() {
-                Ok(Some(Record::Sample(raw))) => raw,
+            let guess = match previous {
+                NONE => self.first,
+                p => self.slots[p].next,
+            };
+            let hint = match self.slots.get(guess) {
+                Some(slot) if slot.format == format => &self.keys[slot.key_start..slot.key_end],
+                _ => &[],
+            };
+            let raw = match parser.next_record(hint) {
+                Ok(Some(Line::Sample)) => parser.sample(),
                 Ok(Some(_)) => continue,
                 Ok(None) => break,
                 Err(e) => {
-                    self.on_error(e, &mut report)?;
+                    self.on_error(*e, keys_before, &mut report)?;
                     continue;
                 }
             };
-            report.samples += 1;
             let key = &body[raw.series_start..raw.series_end];
-            let hash = self.hasher.hash_one(key);
-            let slots = &self.slots;
-            let slot = match self.table.find(hash, |&i| *slots[i].key == *key) {
-                Some(&i) => {
-                    let slot = &mut self.slots[i];
-                    if slot.seen != iteration {
-                        slot.seen = iteration;
+            let i = if raw.hinted {
+                guess
+            } else {
+                let hash = self.hasher.hash_one(key);
+                let (slots, keys) = (&self.slots, &self.keys);
+                match self.table.find(hash, |&i| keys[slots[i].key_start..slots[i].key_end] == *key)
+                {
+                    Some(&i) => i,
+                    None => {
+                        // First sight of this text: only now are labels
+                        // built and checked.
+                        let labels = match parser.current_labels() {
+                            Ok(labels) => labels,
+                            Err(e) => {
+                                self.on_error(*e, keys_before, &mut report)?;
+                                continue;
+                            }
+                        };
+                        let target = match &mut self.relabel {
+                            None => Target::Pending(labels),
+                            Some(relabel) => match relabel(labels) {
+                                Some(labels) if !labels.is_empty() => Target::Pending(labels),
+                                _ => Target::Dropped,
+                            },
+                        };
                         seen += 1;
-                    } else if raw.timestamp.is_none() {
-                        report.duplicate += 1;
+                        report.samples += 1;
+                        let i = self.insert(key, hash, format, target, iteration, report.samples);
+                        self.link(previous, i);
+                        previous = i;
+                        self.queue(i, raw.value, raw.timestamp, default_t, &mut report);
                         continue;
                     }
-                    i
-                }
-                None => {
-                    // First sight of this text: only now are labels built
-                    // and checked.
-                    let labels = match parser.current_labels() {
-                        Ok(labels) => labels,
-                        Err(e) => {
-                            self.on_error(e, &mut report)?;
-                            continue;
-                        }
-                    };
-                    let target = match &mut self.relabel {
-                        None => Target::Pending(labels),
-                        Some(relabel) => match relabel(labels) {
-                            Some(labels) if !labels.is_empty() => Target::Pending(labels),
-                            _ => Target::Dropped,
-                        },
-                    };
-                    seen += 1;
-                    self.insert(key, hash, target, iteration)
                 }
             };
-            if let Target::Dropped = self.slots[slot].target {
-                report.dropped += 1;
+            report.samples += 1;
+            let slot = &mut self.slots[i];
+            if slot.seen != iteration {
+                slot.seen = iteration;
+                slot.order = report.samples;
+                seen += 1;
+            } else if raw.timestamp.is_none() {
+                report.duplicate += 1;
                 continue;
             }
-            self.pending.push(PendingAppend {
-                slot,
-                t: raw.timestamp.unwrap_or(default_t),
-                v: raw.value,
-                track: raw.timestamp.is_none(),
-            });
+            self.link(previous, i);
+            previous = i;
+            self.queue(i, raw.value, raw.timestamp, default_t, &mut report);
         }
         self.commit(head, default_t, seen, &mut report);
         Ok(report)
@@ -299,13 +367,47 @@ impl Ingester {
         written
     }
 
-    fn on_error(&mut self, e: ParseError, report: &mut IngestReport) -> Result<(), ParseError> {
+    /// Records that entry `i` followed entry `previous` in this body.
+    #[inline]
+    fn link(&mut self, previous: usize, i: usize) {
+        match previous {
+            NONE => self.first = i,
+            p => self.slots[p].next = i,
+        }
+    }
+
+    #[inline]
+    fn queue(
+        &mut self,
+        slot: usize,
+        v: f64,
+        timestamp: Option<i64>,
+        default_t: i64,
+        report: &mut IngestReport,
+    ) {
+        if let Target::Dropped = self.slots[slot].target {
+            report.dropped += 1;
+            return;
+        }
+        let t = timestamp.unwrap_or(default_t);
+        self.pending.push(PendingAppend { slot, t, v, track: timestamp.is_none() });
+    }
+
+    fn on_error(
+        &mut self,
+        e: ParseError,
+        keys_before: usize,
+        report: &mut IngestReport,
+    ) -> Result<(), ParseError> {
         match self.policy {
             ErrorPolicy::RejectBody => {
                 // Forget the entries this body added; nothing was appended.
+                // Their texts are the tail of `keys`.
                 for i in std::mem::take(&mut self.inserted) {
                     self.remove(i);
                 }
+                self.garbage -= self.keys.len() - keys_before;
+                self.keys.truncate(keys_before);
                 self.pending.clear();
                 Err(e)
             }
@@ -319,8 +421,28 @@ impl Ingester {
         }
     }
 
-    fn insert(&mut self, key: &[u8], hash: u64, target: Target, iteration: u64) -> usize {
-        let slot = Slot { key: key.into(), hash, target, seen: iteration, tracked: 0 };
+    fn insert(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        format: Format,
+        target: Target,
+        iteration: u64,
+        order: usize,
+    ) -> usize {
+        let key_start = self.keys.len();
+        self.keys.extend_from_slice(key);
+        let slot = Slot {
+            key_start,
+            key_end: self.keys.len(),
+            hash,
+            format,
+            target,
+            next: NONE,
+            seen: iteration,
+            tracked: 0,
+            order,
+        };
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i] = slot;
@@ -342,6 +464,10 @@ impl Ingester {
         if let Ok(entry) = self.table.find_entry(self.slots[i].hash, |&j| j == i) {
             entry.remove();
         }
+        let slot = &self.slots[i];
+        self.garbage += slot.key_end - slot.key_start;
+        // Other entries' `next` may still name this slot: harmless, as a
+        // guess is always checked against the text.
         self.slots[i] = Slot::vacant();
         self.free.push(i);
         self.live -= 1;
@@ -398,8 +524,30 @@ impl Ingester {
                 }
             }
         }
+        if self.garbage > self.keys.len() / 2 {
+            self.compact_keys();
+        }
         self.last_success = iteration;
         self.tracked_last = tracked;
+    }
+
+    /// Rewrites `keys` without garbage, in the order of the last body, so
+    /// that the guesses of the next scrape read it front to back.
+    fn compact_keys(&mut self) {
+        let mut live: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| !matches!(self.slots[i].target, Target::Vacant))
+            .collect();
+        live.sort_unstable_by_key(|&i| self.slots[i].order);
+        let mut keys = Vec::with_capacity(self.keys.len() - self.garbage);
+        for i in live {
+            let slot = &mut self.slots[i];
+            let start = keys.len();
+            keys.extend_from_slice(&self.keys[slot.key_start..slot.key_end]);
+            slot.key_start = start;
+            slot.key_end = keys.len();
+        }
+        self.keys = keys;
+        self.garbage = 0;
     }
 }
 
@@ -518,7 +666,7 @@ requests_total{code=\"500\"} 2
         let mut ing = Ingester::new().with_policy(ErrorPolicy::SkipLines);
         let body = "a 1\nb{ 2\nc 3\nd{x=\"1\",x=\"2\"} 4\ne 5\n";
         let r = ing.ingest(&head, body.as_bytes(), Format::PrometheusText, 0).unwrap();
-        assert_eq!((r.samples, r.appended, r.invalid_lines), (4, 3, 2));
+        assert_eq!((r.samples, r.appended, r.invalid_lines), (3, 3, 2));
         let positions: Vec<_> = r.errors.iter().map(|e| (e.line, e.column)).collect();
         assert_eq!(positions, [(2, 4), (4, 9)]);
         assert_eq!(head.stats().series, 3);

@@ -5,7 +5,10 @@
 //! sample into strings, checking UTF-8 and rejecting duplicate label names is
 //! a separate step. [`Parser::next_entry`] always runs both. The ingester runs
 //! the second step only for series text it has not seen before: text equal to
-//! a cached key was checked when the key was cached.
+//! a cached key was checked when the key was cached. It can also pass the
+//! series text it expects next (targets expose their series in the same order
+//! every time); when the line starts with it, the lexer skips the series part
+//! of the line, since lexing the same bytes again must end in the same place.
 //!
 //! Grammar, as Prometheus's lexers (`promlex.l`, `openmetricslex.l`) define it:
 //!
@@ -140,10 +143,23 @@ fn unescape(raw: &str, quotes: bool) -> String {
     out
 }
 
-fn str_of<'a>(input: &'a [u8], span: Span, what: &'static str) -> Result<Escaped<'a>, RawError> {
-    match std::str::from_utf8(&input[span.start..span.end]) {
+/// The text of `span`, checked for UTF-8. `whole` is the entire input when it
+/// is known to be valid UTF-8, which saves checking each string again; spans
+/// start and end at ASCII delimiters, so slicing it cannot fail.
+fn str_of<'a>(
+    input: &'a [u8],
+    whole: Option<&'a str>,
+    span: Span,
+    what: &'static str,
+) -> Result<Escaped<'a>, RawError> {
+    let checked = match whole {
+        Some(text) => text.get(span.start..span.end).ok_or(span.start),
+        None => std::str::from_utf8(&input[span.start..span.end])
+            .map_err(|e| span.start + e.valid_up_to()),
+    };
+    match checked {
         Ok(raw) => Ok(Escaped { raw, escaped: span.escaped }),
-        Err(e) => Err(RawError::new(span.start + e.valid_up_to(), ErrorKind::InvalidUtf8(what))),
+        Err(offset) => Err(RawError::new(offset, ErrorKind::InvalidUtf8(what))),
     }
 }
 
@@ -160,13 +176,17 @@ struct Field<'a> {
     offset: usize,
 }
 
-/// What the lexer found on one line; strings borrow from the input.
-pub(crate) enum Record<'a> {
-    Help { metric: Escaped<'a>, text: &'a str },
-    Type { metric: Escaped<'a>, metric_type: MetricType },
-    Unit { metric: Escaped<'a>, unit: &'a str },
-    Comment(&'a [u8]),
-    Sample(RawSample),
+/// What the lexer found on a line. Its contents are left in the parser
+/// ([`Parser::sample`] and the metadata fields) rather than returned: the
+/// small tag travels in registers, where a large enum would be copied through
+/// memory at every level on the hot path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Line {
+    Help,
+    Type,
+    Unit,
+    Comment,
+    Sample,
 }
 
 /// A sample line as lexed: where its series text is, and its numbers.
@@ -176,6 +196,9 @@ pub(crate) struct RawSample {
     pub series_end: usize,
     pub value: f64,
     pub timestamp: Option<i64>,
+    /// The series text was the hint given to `next_record`; its labels were
+    /// not lexed.
+    pub hinted: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -350,6 +373,16 @@ pub struct Parser<'a> {
     labels: Vec<LabelSpan>,
     metric: Escaped<'a>,
     fields: Vec<Field<'a>>,
+    /// The whole input as `str` if it is valid UTF-8 (checked on the first
+    /// label check): then no label needs its own check.
+    utf8: Option<Option<&'a str>>,
+    /// The last sample line.
+    sample: RawSample,
+    /// The last metadata line: its metric, and its help text or unit.
+    meta_metric: Escaped<'a>,
+    meta_text: &'a str,
+    /// The last comment line.
+    comment: &'a [u8],
     lines: LineCursor,
 }
 
@@ -365,6 +398,17 @@ impl<'a> Parser<'a> {
             labels: Vec::new(),
             metric: Escaped::EMPTY,
             fields: Vec::new(),
+            utf8: None,
+            sample: RawSample {
+                series_start: 0,
+                series_end: 0,
+                value: 0.0,
+                timestamp: None,
+                hinted: false,
+            },
+            meta_metric: Escaped::EMPTY,
+            meta_text: "",
+            comment: &[],
             lines: LineCursor::default(),
         }
     }
@@ -377,9 +421,13 @@ impl<'a> Parser<'a> {
     /// (non-empty, no name twice). `Ok(None)` at the end of the input (for
     /// OpenMetrics, after `# EOF`).
     pub fn next_entry(&mut self) -> Result<Option<Entry<'_, 'a>>, ParseError> {
-        let entry = match self.next_record()? {
-            None => return Ok(None),
-            Some(Record::Help { metric, text }) => {
+        let Some(line) = self.next_record(&[]).map_err(|e| *e)? else {
+            return Ok(None);
+        };
+        let metric = self.meta_metric.text();
+        let entry = match line {
+            Line::Help => {
+                let text = self.meta_text;
                 let text = if memchr::memchr(b'\\', text.as_bytes()).is_some() {
                     // OpenMetrics escapes help like label values; the
                     // Prometheus format does not escape '"' there.
@@ -387,17 +435,16 @@ impl<'a> Parser<'a> {
                 } else {
                     Cow::Borrowed(text)
                 };
-                Entry::Help { metric: metric.text(), text }
+                Entry::Help { metric, text }
             }
-            Some(Record::Type { metric, metric_type }) => {
-                Entry::Type { metric: metric.text(), metric_type }
-            }
-            Some(Record::Unit { metric, unit }) => Entry::Unit { metric: metric.text(), unit },
-            Some(Record::Comment(text)) => Entry::Comment(text),
-            Some(Record::Sample(raw)) => {
+            Line::Type => Entry::Type { metric, metric_type: self.metric_type },
+            Line::Unit => Entry::Unit { metric, unit: self.meta_text },
+            Line::Comment => Entry::Comment(self.comment),
+            Line::Sample => {
                 if let Err(e) = self.check_labels() {
-                    return Err(self.lines.error(self.input, e));
+                    return Err(*self.lines.error(self.input, e));
                 }
+                let raw = self.sample;
                 Entry::Sample(SampleLine {
                     series: &self.input[raw.series_start..raw.series_end],
                     metric: self.metric,
@@ -412,21 +459,28 @@ impl<'a> Parser<'a> {
     }
 
     /// The next line, lexed but with the labels of a sample unchecked; see
-    /// [`Parser::current_labels`].
-    pub(crate) fn next_record(&mut self) -> Result<Option<Record<'a>>, ParseError> {
+    /// [`Parser::current_labels`]. `hint` is the series text the caller
+    /// expects on the next sample line (or empty); it must be text this
+    /// parser's format lexed as a series before.
+    pub(crate) fn next_record(&mut self, hint: &[u8]) -> Result<Option<Line>, Box<ParseError>> {
         if self.finished {
             return Ok(None);
         }
         let record = match self.format {
-            Format::PrometheusText => self.prom_line(),
-            Format::OpenMetrics => self.om_line(),
+            Format::PrometheusText => self.prom_line(hint),
+            Format::OpenMetrics => self.om_line(hint),
         };
         record.map_err(|e| self.fail(e))
     }
 
-    /// Checks the labels of the sample last returned by `next_record` and
-    /// builds its label set.
-    pub(crate) fn current_labels(&mut self) -> Result<Labels, ParseError> {
+    /// The sample line last returned by `next_record`.
+    pub(crate) fn sample(&self) -> RawSample {
+        self.sample
+    }
+
+    /// Checks the labels of the sample last returned by `next_record` (which
+    /// must not have been hinted) and builds its label set.
+    pub(crate) fn current_labels(&mut self) -> Result<Labels, Box<ParseError>> {
         match self.check_labels() {
             Ok(()) => Ok(build_labels(self.metric, &self.fields, self.metric_type)),
             Err(e) => Err(self.lines.error(self.input, e)),
@@ -435,13 +489,13 @@ impl<'a> Parser<'a> {
 
     /// Reports a lexical error and moves to the next line.
     #[cold]
-    fn fail(&mut self, e: RawError) -> ParseError {
-        let from = e.offset.min(self.input.len());
+    fn fail(&mut self, e: RawError) -> Box<ParseError> {
+        let from = e.offset().min(self.input.len());
         self.pos = match memchr::memchr(b'\n', &self.input[from..]) {
             Some(i) => from + i + 1,
             None => self.input.len(),
         };
-        if matches!(e.kind, RawKind::Other(ErrorKind::MissingEof | ErrorKind::DataAfterEof)) {
+        if matches!(e.kind(), RawKind::Other(ErrorKind::MissingEof | ErrorKind::DataAfterEof)) {
             self.finished = true;
         }
         self.lines.error(self.input, e)
@@ -449,22 +503,23 @@ impl<'a> Parser<'a> {
 
     fn check_labels(&mut self) -> Result<(), RawError> {
         let input = self.input;
+        let whole = *self.utf8.get_or_insert_with(|| std::str::from_utf8(input).ok());
         let Some(name) = self.name else {
-            // The lexer never returns a sample without a name.
+            // Lexed samples always have a name; hinted ones are never checked.
             return Err(RawError::new(self.pos, ErrorKind::MissingMetricName));
         };
-        let metric = str_of(input, name, "metric name")?;
+        let metric = str_of(input, whole, name, "metric name")?;
         if metric.raw.is_empty() {
             return Err(RawError::new(name.start, ErrorKind::EmptyMetricName));
         }
         self.metric = metric;
         self.fields.clear();
         for l in &self.labels {
-            let name = str_of(input, l.name, "label name")?;
+            let name = str_of(input, whole, l.name, "label name")?;
             if name.raw.is_empty() {
                 return Err(RawError::new(l.name.start, ErrorKind::EmptyLabelName));
             }
-            let value = str_of(input, l.value, "label value")?;
+            let value = str_of(input, whole, l.value, "label value")?;
             self.fields.push(Field { name, value, offset: l.name.start });
         }
         match find_duplicate(&self.fields) {
@@ -582,7 +637,7 @@ impl<'a> Parser<'a> {
                 return Err(RawError::expected(start, what));
             }
         };
-        str_of(self.input, span, "metric name")
+        str_of(self.input, None, span, "metric name")
     }
 
     fn metadata(
@@ -591,12 +646,14 @@ impl<'a> Parser<'a> {
         metric: Escaped<'a>,
         start: usize,
         end: usize,
-    ) -> Result<Record<'a>, RawError> {
+    ) -> Result<Line, RawError> {
         let text = &self.input[start..end];
+        self.meta_metric = metric;
         match meta {
             Meta::Help => {
-                let text = str_of(self.input, Span::plain(start, end), "help text")?.raw;
-                Ok(Record::Help { metric, text })
+                self.meta_text =
+                    str_of(self.input, None, Span::plain(start, end), "help text")?.raw;
+                Ok(Line::Help)
             }
             Meta::Type => {
                 let metric_type = match (self.format, text) {
@@ -617,10 +674,10 @@ impl<'a> Parser<'a> {
                     }
                 };
                 self.metric_type = metric_type;
-                Ok(Record::Type { metric, metric_type })
+                Ok(Line::Type)
             }
             Meta::Unit => {
-                let unit = str_of(self.input, Span::plain(start, end), "unit")?.raw;
+                let unit = str_of(self.input, None, Span::plain(start, end), "unit")?.raw;
                 // OpenMetrics: a unit must be the metric name's last
                 // `_`-separated component.
                 let name = metric.raw;
@@ -633,9 +690,79 @@ impl<'a> Parser<'a> {
                         ErrorKind::UnitNotSuffix { unit: unit.to_owned(), metric: name.to_owned() };
                     return Err(RawError::new(start, kind));
                 }
-                Ok(Record::Unit { metric, unit })
+                self.meta_text = unit;
+                Ok(Line::Unit)
             }
         }
+    }
+
+    /// Whether the line at `pos` starts with the series text `hint` such that
+    /// lexing would end exactly where `hint` ends: always when it ends with
+    /// the `}` of a label block; for a bare metric name, when the name does
+    /// not go on and no label block follows.
+    #[inline]
+    fn matches_hint(&self, hint: &[u8]) -> bool {
+        let end = self.pos + hint.len();
+        if hint.is_empty() || !self.input[self.pos..].starts_with(hint) {
+            return false;
+        }
+        if hint.last() == Some(&b'}') {
+            return true;
+        }
+        if self.input.get(end).is_some_and(|&b| is(b, METRIC_CONT)) {
+            return false;
+        }
+        let mut next = end;
+        if self.format == Format::PrometheusText {
+            while let Some(b' ' | b'\t') = self.input.get(next) {
+                next += 1;
+            }
+        }
+        self.input.get(next) != Some(&b'{')
+    }
+
+    /// Skips the series part of a line that starts with `hint`.
+    fn take_hint(&mut self, hint: &[u8]) -> (usize, usize) {
+        // The label spans are not filled in; clearing the name makes a
+        // mistaken label check fail rather than report another line's labels.
+        self.name = None;
+        let start = self.pos;
+        self.pos += hint.len();
+        (start, self.pos)
+    }
+
+    /// The sample value at `pos`. The token runs to the next blank, newline
+    /// or `{` in the Prometheus format, to the next space or newline in
+    /// OpenMetrics. Plain decimals are parsed in one pass; anything else is
+    /// delimited first and given to the general parser.
+    #[inline]
+    fn value(&mut self) -> Result<f64, RawError> {
+        let start = self.pos;
+        let om = self.format == Format::OpenMetrics;
+        if let Some((v, len)) = float::fast_prefix(&self.input[start..]) {
+            let ends = match self.input.get(start + len) {
+                None | Some(b' ' | b'\n') => true,
+                Some(b'\t' | b'{') => !om,
+                Some(_) => false,
+            };
+            if ends {
+                self.pos = start + len;
+                return Ok(v);
+            }
+        }
+        if om {
+            let (start, end) = self.om_token("a sample value")?;
+            return self.number(start, end);
+        }
+        while let Some(&b) = self.input.get(self.pos)
+            && !matches!(b, b' ' | b'\t' | b'\n' | b'{')
+        {
+            self.pos += 1;
+        }
+        if start == self.pos {
+            return Err(RawError::expected(start, "a sample value"));
+        }
+        self.number(start, self.pos)
     }
 
     fn number(&self, start: usize, end: usize) -> Result<f64, RawError> {
@@ -651,7 +778,7 @@ impl<'a> Parser<'a> {
 
     // ---- Prometheus text format ----
 
-    fn prom_line(&mut self) -> Result<Option<Record<'a>>, RawError> {
+    fn prom_line(&mut self, hint: &[u8]) -> Result<Option<Line>, RawError> {
         loop {
             self.skip_blanks();
             let Some(b) = self.peek() else {
@@ -663,6 +790,10 @@ impl<'a> Parser<'a> {
                     continue;
                 }
                 b'#' => self.prom_hash().map(Some),
+                _ if self.matches_hint(hint) => {
+                    let (start, end) = self.take_hint(hint);
+                    self.prom_sample_tail(start, end, true).map(Some)
+                }
                 b'{' => self.prom_sample().map(Some),
                 _ if is(b, METRIC_START) => self.prom_sample().map(Some),
                 _ => Err(RawError::expected(self.pos, "a metric name, '{' or '#'")),
@@ -670,7 +801,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn prom_hash(&mut self) -> Result<Record<'a>, RawError> {
+    fn prom_hash(&mut self) -> Result<Line, RawError> {
         let hash = self.pos;
         self.pos += 1;
         if self.skip_blanks() > 0 {
@@ -703,10 +834,11 @@ impl<'a> Parser<'a> {
             }
         }
         let (start, end) = self.take_line(hash + 1);
-        Ok(Record::Comment(&self.input[start..end.unwrap_or(self.input.len())]))
+        self.comment = &self.input[start..end.unwrap_or(self.input.len())];
+        Ok(Line::Comment)
     }
 
-    fn prom_sample(&mut self) -> Result<Record<'a>, RawError> {
+    fn prom_sample(&mut self) -> Result<Line, RawError> {
         let start = self.pos;
         self.name = None;
         self.labels.clear();
@@ -725,18 +857,18 @@ impl<'a> Parser<'a> {
         if self.name.is_none() {
             return Err(RawError::new(start, ErrorKind::MissingMetricName));
         }
+        self.prom_sample_tail(start, series_end, false)
+    }
+
+    /// Value and timestamp of a sample line whose series ends at `pos`.
+    fn prom_sample_tail(
+        &mut self,
+        start: usize,
+        series_end: usize,
+        hinted: bool,
+    ) -> Result<Line, RawError> {
         self.skip_blanks();
-        // The value runs to the next blank, newline or '{'.
-        let value_start = self.pos;
-        while let Some(&b) = self.input.get(self.pos)
-            && !matches!(b, b' ' | b'\t' | b'\n' | b'{')
-        {
-            self.pos += 1;
-        }
-        if value_start == self.pos {
-            return Err(RawError::expected(value_start, "a sample value"));
-        }
-        let value = self.number(value_start, self.pos)?;
+        let value = self.value()?;
         self.skip_blanks();
         let timestamp = match self.peek() {
             None => None,
@@ -771,7 +903,8 @@ impl<'a> Parser<'a> {
                 return Err(RawError::expected(self.pos, "a timestamp or end of line"));
             }
         };
-        Ok(Record::Sample(RawSample { series_start: start, series_end, value, timestamp }))
+        self.sample = RawSample { series_start: start, series_end, value, timestamp, hinted };
+        Ok(Line::Sample)
     }
 
     fn prom_labels(&mut self) -> Result<(), RawError> {
@@ -820,19 +953,23 @@ impl<'a> Parser<'a> {
 
     // ---- OpenMetrics ----
 
-    fn om_line(&mut self) -> Result<Option<Record<'a>>, RawError> {
+    fn om_line(&mut self, hint: &[u8]) -> Result<Option<Line>, RawError> {
         let Some(b) = self.peek() else {
             return Err(RawError::new(self.pos, ErrorKind::MissingEof));
         };
         match b {
             b'#' => self.om_hash(),
+            _ if self.matches_hint(hint) => {
+                let (start, end) = self.take_hint(hint);
+                self.om_sample_tail(start, end, true).map(Some)
+            }
             b'{' => self.om_sample().map(Some),
             _ if is(b, METRIC_START) => self.om_sample().map(Some),
             _ => Err(RawError::expected(self.pos, "a metric name, '{' or '#'")),
         }
     }
 
-    fn om_hash(&mut self) -> Result<Option<Record<'a>>, RawError> {
+    fn om_hash(&mut self) -> Result<Option<Line>, RawError> {
         let rest = &self.input[self.pos..];
         if rest.get(1) != Some(&b' ') {
             return Err(RawError::expected(self.pos + 1, "' ' after '#'"));
@@ -870,7 +1007,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn om_sample(&mut self) -> Result<Record<'a>, RawError> {
+    fn om_sample(&mut self) -> Result<Line, RawError> {
         let start = self.pos;
         self.name = None;
         self.labels.clear();
@@ -886,12 +1023,22 @@ impl<'a> Parser<'a> {
         if self.name.is_none() {
             return Err(RawError::new(start, ErrorKind::MissingMetricName));
         }
+        self.om_sample_tail(start, series_end, false)
+    }
+
+    /// Value, timestamp and exemplar of a sample line whose series ends at
+    /// `pos`.
+    fn om_sample_tail(
+        &mut self,
+        start: usize,
+        series_end: usize,
+        hinted: bool,
+    ) -> Result<Line, RawError> {
         if self.peek() != Some(b' ') {
             return Err(RawError::expected(self.pos, "' ' before the sample value"));
         }
         self.pos += 1;
-        let (value_start, value_end) = self.om_token("a sample value")?;
-        let value = self.number(value_start, value_end)?;
+        let value = self.value()?;
         let mut timestamp = None;
         if self.peek() == Some(b' ') && !self.at_exemplar() {
             self.pos += 1;
@@ -916,7 +1063,8 @@ impl<'a> Parser<'a> {
                 return Err(RawError::expected(self.pos, what));
             }
         }
-        Ok(Record::Sample(RawSample { series_start: start, series_end, value, timestamp }))
+        self.sample = RawSample { series_start: start, series_end, value, timestamp, hinted };
+        Ok(Line::Sample)
     }
 
     /// A token up to the next space or newline; it must not be empty.
@@ -999,8 +1147,8 @@ impl<'a> Parser<'a> {
             if exemplar {
                 // Exemplar labels are never turned into strings, so check
                 // here what Prometheus checks.
-                str_of(self.input, name, "exemplar label name")?;
-                str_of(self.input, value, "exemplar label value")?;
+                str_of(self.input, None, name, "exemplar label name")?;
+                str_of(self.input, None, value, "exemplar label value")?;
             } else {
                 self.labels.push(LabelSpan { name, value });
             }
