@@ -783,4 +783,80 @@ requests_total{code=\"500\"} 2
         assert_eq!(values(&head, "a_total"), [(1500, "1".to_owned())]);
         assert_eq!(values(&head, "a_created"), [(9000, "0.5".to_owned())]);
     }
+    /// Series texts that share prefixes, so that a guessed text is often a
+    /// prefix of the actual line: (text, OpenMetrics-valid, canonical labels).
+    const UNIVERSE: [(&str, bool, &str); 9] = [
+        ("a", true, r#"{__name__="a"}"#),
+        ("ab", true, r#"{__name__="ab"}"#),
+        ("a_b", true, r#"{__name__="a_b"}"#),
+        ("a{x=\"1\"}", true, r#"{__name__="a", x="1"}"#),
+        ("a{x=\"10\"}", true, r#"{__name__="a", x="10"}"#),
+        ("a{x=\"1\",y=\"2\"}", true, r#"{__name__="a", x="1", y="2"}"#),
+        ("a {x=\"2\"}", false, r#"{__name__="a", x="2"}"#),
+        ("{\"a\",x=\"3\"}", true, r#"{__name__="a", x="3"}"#),
+        ("{\"a.b\"}", true, r#"{__name__="a.b"}"#),
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever the order, subset and format of successive scrapes, the
+        /// head ends up with exactly the samples and staleness markers a
+        /// naive model predicts.
+        #[test]
+        fn scrapes_match_a_model(
+            scrapes in proptest::collection::vec(
+                (
+                    proptest::strategy::Strategy::prop_shuffle(proptest::sample::subsequence(
+                        (0..UNIVERSE.len()).collect::<Vec<_>>(),
+                        0..=UNIVERSE.len(),
+                    )),
+                    proptest::prelude::any::<bool>(),
+                    proptest::collection::vec(0u8..100, UNIVERSE.len()),
+                ),
+                1..8,
+            ),
+        ) {
+            use proptest::prelude::*;
+            let head = Head::default();
+            let mut ing = Ingester::new();
+            let mut model: std::collections::BTreeMap<&str, Vec<(i64, String)>> = Default::default();
+            let mut previous: Vec<usize> = Vec::new();
+            for (n, (order, om, values)) in scrapes.iter().enumerate() {
+                let t = 1000 * (n as i64 + 1);
+                let format = if *om { Format::OpenMetrics } else { Format::PrometheusText };
+                let present: Vec<usize> =
+                    order.iter().copied().filter(|&i| !om || UNIVERSE[i].1).collect();
+                let mut body = String::from("# TYPE a gauge\n");
+                for &i in &present {
+                    body.push_str(&format!("{} {}\n", UNIVERSE[i].0, values[i]));
+                    model.entry(UNIVERSE[i].2).or_default().push((t, values[i].to_string()));
+                }
+                if *om {
+                    body.push_str("# EOF\n");
+                }
+                for &i in &previous {
+                    if !present.contains(&i) {
+                        model.entry(UNIVERSE[i].2).or_default().push((t, "stale".to_owned()));
+                    }
+                }
+                let r = ing.ingest(&head, body.as_bytes(), format, t).unwrap();
+                prop_assert_eq!(r.appended, present.len());
+                previous = present;
+            }
+            let got: std::collections::BTreeMap<String, Vec<(i64, String)>> = dump(&head)
+                .into_iter()
+                .map(|(labels, samples)| {
+                    let samples = samples
+                        .iter()
+                        .map(|s| (s.t, if is_stale_nan(s.v) { "stale".to_owned() } else { s.v.to_string() }))
+                        .collect();
+                    (labels, samples)
+                })
+                .collect();
+            let want: std::collections::BTreeMap<String, Vec<(i64, String)>> =
+                model.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
 }

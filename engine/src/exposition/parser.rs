@@ -1746,6 +1746,38 @@ u 1
         assert!(matches!(p.next_entry(), Ok(None)));
     }
 
+    #[test]
+    fn hints_skip_only_a_series_that_lexes_the_same() {
+        let cases = [
+            (Format::PrometheusText, "a 1", "a", true),
+            (Format::PrometheusText, "a\t 1 5", "a", true),
+            (Format::PrometheusText, "ab 1", "a", false),
+            (Format::PrometheusText, "a:b 1", "a", false),
+            (Format::PrometheusText, "a{x=\"1\"} 1", "a", false),
+            (Format::PrometheusText, "a \t{x=\"1\"} 1", "a", false),
+            (Format::PrometheusText, "a{x=\"1\"} 1", "a{x=\"1\"}", true),
+            (Format::PrometheusText, "a{x=\"1\"}1", "a{x=\"1\"}", true),
+            (Format::PrometheusText, "a{x=\"10\"} 1", "a{x=\"1\"}", false),
+            (Format::PrometheusText, "  {\"a\"} 1", "{\"a\"}", true),
+            (Format::OpenMetrics, "a 1\n# EOF\n", "a", true),
+            (Format::OpenMetrics, "a{x=\"1\"} 1\n# EOF\n", "a", false),
+            (Format::OpenMetrics, "a{x=\"1\"} 1\n# EOF\n", "a{x=\"1\"}", true),
+        ];
+        for (format, input, hint, hinted) in cases {
+            let mut p = Parser::new(input.as_bytes(), format);
+            assert_eq!(p.next_record(hint.as_bytes()).unwrap(), Some(Line::Sample), "{input:?}");
+            let s = p.sample();
+            assert_eq!(s.hinted, hinted, "{input:?} with hint {hint:?}");
+            assert_eq!(s.value, 1.0);
+            // Hinted or not, the series text is what lexing finds.
+            let mut q = Parser::new(input.as_bytes(), format);
+            q.next_record(&[]).unwrap();
+            let r = q.sample();
+            assert_eq!((s.series_start, s.series_end), (r.series_start, r.series_end));
+            assert_eq!(s.timestamp, r.timestamp);
+        }
+    }
+
     /// Label values and names that need every kind of escaping.
     fn text_strategy() -> impl Strategy<Value = String> {
         prop::collection::vec(
