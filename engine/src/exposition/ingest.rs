@@ -36,7 +36,7 @@ use crate::sample::STALE_NAN;
 use crate::storage::{AppendError, Head, SeriesHandle};
 
 use super::parser::{Line, Parser};
-use super::{Format, ParseError};
+use super::{Format, MetricType, ParseError};
 
 /// What to do with malformed lines; see the [module docs](self).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -137,6 +137,11 @@ struct Slot {
     /// lexing it: the Prometheus format accepts label blocks OpenMetrics
     /// rejects.
     format: Format,
+    /// The `# TYPE` in force when the text was parsed. Part of the key,
+    /// because `le` and `quantile` values are normalised for histograms and
+    /// summaries only (Prometheus keys its cache by text alone, so there the
+    /// labels of a text can depend on which scrape saw it first).
+    metric_type: MetricType,
     target: Target,
     /// The entry that followed this one in the last body that had it.
     next: usize,
@@ -157,6 +162,7 @@ impl Slot {
             key_end: 0,
             hash: 0,
             format: Format::PrometheusText,
+            metric_type: MetricType::Unknown,
             target: Target::Vacant,
             next: NONE,
             seen: 0,
@@ -277,8 +283,11 @@ impl Ingester {
                 NONE => self.first,
                 p => self.slots[p].next,
             };
+            let metric_type = parser.metric_type();
             let hint = match self.slots.get(guess) {
-                Some(slot) if slot.format == format => &self.keys[slot.key_start..slot.key_end],
+                Some(slot) if slot.format == format && slot.metric_type == metric_type => {
+                    &self.keys[slot.key_start..slot.key_end]
+                }
                 _ => &[],
             };
             let raw = match parser.next_record(hint) {
@@ -296,8 +305,11 @@ impl Ingester {
             } else {
                 let hash = self.hasher.hash_one(key);
                 let (slots, keys) = (&self.slots, &self.keys);
-                match self.table.find(hash, |&i| keys[slots[i].key_start..slots[i].key_end] == *key)
-                {
+                let same = |&i: &usize| {
+                    let slot = &slots[i];
+                    slot.metric_type == metric_type && keys[slot.key_start..slot.key_end] == *key
+                };
+                match self.table.find(hash, same) {
                     Some(&i) => i,
                     None => {
                         // First sight of this text: only now are labels
@@ -318,7 +330,8 @@ impl Ingester {
                         };
                         seen += 1;
                         report.samples += 1;
-                        let i = self.insert(key, hash, format, target, iteration, report.samples);
+                        let kind = (format, metric_type);
+                        let i = self.insert(key, hash, kind, target, iteration, report.samples);
                         self.link(previous, i);
                         previous = i;
                         self.queue(i, raw.value, raw.timestamp, default_t, &mut report);
@@ -425,7 +438,7 @@ impl Ingester {
         &mut self,
         key: &[u8],
         hash: u64,
-        format: Format,
+        (format, metric_type): (Format, MetricType),
         target: Target,
         iteration: u64,
         order: usize,
@@ -437,6 +450,7 @@ impl Ingester {
             key_end: self.keys.len(),
             hash,
             format,
+            metric_type,
             target,
             next: NONE,
             seen: iteration,
@@ -585,6 +599,13 @@ mod tests {
         out
     }
 
+    #[test]
+    fn can_move_to_another_thread() {
+        // The host keeps one per scrape target and runs scrapes on a pool.
+        fn send<T: Send>() {}
+        send::<Ingester>();
+    }
+
     const BODY: &str = "\
 # HELP up Whether the target is up.
 # TYPE up gauge
@@ -634,6 +655,24 @@ requests_total{code=\"500\"} 2
         assert_eq!(r.appended, 2);
         assert_eq!(ing.cached_series(), 2);
         assert_eq!(head.stats().series, 1);
+    }
+
+    /// Found by fuzzing: the cache returned the labels a text had under an
+    /// earlier `# TYPE`, where parsing it afresh normalises `le` differently.
+    #[test]
+    fn same_text_under_another_type_is_another_series() {
+        let head = Head::default();
+        let mut ing = Ingester::new();
+        let body = "h_bucket{le=\"1\"} 1\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n";
+        let r = ing.ingest(&head, body.as_bytes(), Format::PrometheusText, 100).unwrap();
+        assert_eq!((r.appended, r.series_added), (2, 2));
+        let r = ing.ingest(&head, body.as_bytes(), Format::PrometheusText, 200).unwrap();
+        assert_eq!((r.appended, r.series_added), (2, 0));
+        let series: Vec<String> = dump(&head).into_iter().map(|(l, _)| l).collect();
+        assert_eq!(
+            series,
+            [r#"{__name__="h_bucket", le="1"}"#, r#"{__name__="h_bucket", le="1.0"}"#]
+        );
     }
 
     #[test]

@@ -424,7 +424,6 @@ impl<'a> Parser<'a> {
         let Some(line) = self.next_record(&[]).map_err(|e| *e)? else {
             return Ok(None);
         };
-        let metric = self.meta_metric.text();
         let entry = match line {
             Line::Help => {
                 let text = self.meta_text;
@@ -435,10 +434,12 @@ impl<'a> Parser<'a> {
                 } else {
                     Cow::Borrowed(text)
                 };
-                Entry::Help { metric, text }
+                Entry::Help { metric: self.meta_metric.text(), text }
             }
-            Line::Type => Entry::Type { metric, metric_type: self.metric_type },
-            Line::Unit => Entry::Unit { metric, unit: self.meta_text },
+            Line::Type => {
+                Entry::Type { metric: self.meta_metric.text(), metric_type: self.metric_type }
+            }
+            Line::Unit => Entry::Unit { metric: self.meta_metric.text(), unit: self.meta_text },
             Line::Comment => Entry::Comment(self.comment),
             Line::Sample => {
                 if let Err(e) = self.check_labels() {
@@ -476,6 +477,11 @@ impl<'a> Parser<'a> {
     /// The sample line last returned by `next_record`.
     pub(crate) fn sample(&self) -> RawSample {
         self.sample
+    }
+
+    /// The type in force for the next sample line; its labels depend on it.
+    pub(crate) fn metric_type(&self) -> MetricType {
+        self.metric_type
     }
 
     /// Checks the labels of the sample last returned by `next_record` (which
