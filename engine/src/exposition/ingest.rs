@@ -290,7 +290,7 @@ impl Ingester {
                 }
                 _ => &[],
             };
-            let raw = match parser.next_record(hint) {
+            let raw = match parser.next_line(hint) {
                 Ok(Some(Line::Sample)) => parser.sample(),
                 Ok(Some(_)) => continue,
                 Ok(None) => break,
@@ -304,13 +304,8 @@ impl Ingester {
                 guess
             } else {
                 let hash = self.hasher.hash_one(key);
-                let (slots, keys) = (&self.slots, &self.keys);
-                let same = |&i: &usize| {
-                    let slot = &slots[i];
-                    slot.metric_type == metric_type && keys[slot.key_start..slot.key_end] == *key
-                };
-                match self.table.find(hash, same) {
-                    Some(&i) => i,
+                match self.find(hash, key, metric_type) {
+                    Some(i) => i,
                     None => {
                         // First sight of this text: only now are labels
                         // built and checked.
@@ -328,14 +323,7 @@ impl Ingester {
                                 _ => Target::Dropped,
                             },
                         };
-                        seen += 1;
-                        report.samples += 1;
-                        let kind = (format, metric_type);
-                        let i = self.insert(key, hash, kind, target, iteration, report.samples);
-                        self.link(previous, i);
-                        previous = i;
-                        self.queue(i, raw.value, raw.timestamp, default_t, &mut report);
-                        continue;
+                        self.insert(key, hash, format, metric_type, target)
                     }
                 }
             };
@@ -378,6 +366,14 @@ impl Ingester {
         self.last_success = 0;
         self.tracked_last = 0;
         written
+    }
+
+    fn find(&self, hash: u64, key: &[u8], metric_type: MetricType) -> Option<usize> {
+        let same = |&i: &usize| {
+            let slot = &self.slots[i];
+            slot.metric_type == metric_type && self.keys[slot.key_start..slot.key_end] == *key
+        };
+        self.table.find(hash, same).copied()
     }
 
     /// Records that entry `i` followed entry `previous` in this body.
@@ -438,10 +434,9 @@ impl Ingester {
         &mut self,
         key: &[u8],
         hash: u64,
-        (format, metric_type): (Format, MetricType),
+        format: Format,
+        metric_type: MetricType,
         target: Target,
-        iteration: u64,
-        order: usize,
     ) -> usize {
         let key_start = self.keys.len();
         self.keys.extend_from_slice(key);
@@ -453,9 +448,9 @@ impl Ingester {
             metric_type,
             target,
             next: NONE,
-            seen: iteration,
+            seen: 0,
             tracked: 0,
-            order,
+            order: 0,
         };
         let i = match self.free.pop() {
             Some(i) => {

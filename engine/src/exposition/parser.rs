@@ -196,7 +196,7 @@ pub(crate) struct RawSample {
     pub series_end: usize,
     pub value: f64,
     pub timestamp: Option<i64>,
-    /// The series text was the hint given to `next_record`; its labels were
+    /// The series text was the hint given to `next_line`; its labels were
     /// not lexed.
     pub hinted: bool,
 }
@@ -383,7 +383,7 @@ pub struct Parser<'a> {
     meta_text: &'a str,
     /// The last comment line.
     comment: &'a [u8],
-    lines: LineCursor,
+    cursor: LineCursor,
 }
 
 impl<'a> Parser<'a> {
@@ -409,7 +409,7 @@ impl<'a> Parser<'a> {
             meta_metric: Escaped::EMPTY,
             meta_text: "",
             comment: &[],
-            lines: LineCursor::default(),
+            cursor: LineCursor::default(),
         }
     }
 
@@ -421,7 +421,7 @@ impl<'a> Parser<'a> {
     /// (non-empty, no name twice). `Ok(None)` at the end of the input (for
     /// OpenMetrics, after `# EOF`).
     pub fn next_entry(&mut self) -> Result<Option<Entry<'_, 'a>>, ParseError> {
-        let Some(line) = self.next_record(&[]).map_err(|e| *e)? else {
+        let Some(line) = self.next_line(&[]).map_err(|e| *e)? else {
             return Ok(None);
         };
         let entry = match line {
@@ -443,7 +443,7 @@ impl<'a> Parser<'a> {
             Line::Comment => Entry::Comment(self.comment),
             Line::Sample => {
                 if let Err(e) = self.check_labels() {
-                    return Err(*self.lines.error(self.input, e));
+                    return Err(*self.cursor.error(self.input, e));
                 }
                 let raw = self.sample;
                 Entry::Sample(SampleLine {
@@ -463,7 +463,7 @@ impl<'a> Parser<'a> {
     /// [`Parser::current_labels`]. `hint` is the series text the caller
     /// expects on the next sample line (or empty); it must be text this
     /// parser's format lexed as a series before.
-    pub(crate) fn next_record(&mut self, hint: &[u8]) -> Result<Option<Line>, Box<ParseError>> {
+    pub(crate) fn next_line(&mut self, hint: &[u8]) -> Result<Option<Line>, Box<ParseError>> {
         if self.finished {
             return Ok(None);
         }
@@ -474,7 +474,7 @@ impl<'a> Parser<'a> {
         record.map_err(|e| self.fail(e))
     }
 
-    /// The sample line last returned by `next_record`.
+    /// The sample line last returned by `next_line`.
     pub(crate) fn sample(&self) -> RawSample {
         self.sample
     }
@@ -484,12 +484,12 @@ impl<'a> Parser<'a> {
         self.metric_type
     }
 
-    /// Checks the labels of the sample last returned by `next_record` (which
+    /// Checks the labels of the sample last returned by `next_line` (which
     /// must not have been hinted) and builds its label set.
     pub(crate) fn current_labels(&mut self) -> Result<Labels, Box<ParseError>> {
         match self.check_labels() {
             Ok(()) => Ok(build_labels(self.metric, &self.fields, self.metric_type)),
-            Err(e) => Err(self.lines.error(self.input, e)),
+            Err(e) => Err(self.cursor.error(self.input, e)),
         }
     }
 
@@ -504,7 +504,7 @@ impl<'a> Parser<'a> {
         if matches!(e.kind(), RawKind::Other(ErrorKind::MissingEof | ErrorKind::DataAfterEof)) {
             self.finished = true;
         }
-        self.lines.error(self.input, e)
+        self.cursor.error(self.input, e)
     }
 
     fn check_labels(&mut self) -> Result<(), RawError> {
@@ -1771,13 +1771,13 @@ u 1
         ];
         for (format, input, hint, hinted) in cases {
             let mut p = Parser::new(input.as_bytes(), format);
-            assert_eq!(p.next_record(hint.as_bytes()).unwrap(), Some(Line::Sample), "{input:?}");
+            assert_eq!(p.next_line(hint.as_bytes()).unwrap(), Some(Line::Sample), "{input:?}");
             let s = p.sample();
             assert_eq!(s.hinted, hinted, "{input:?} with hint {hint:?}");
             assert_eq!(s.value, 1.0);
             // Hinted or not, the series text is what lexing finds.
             let mut q = Parser::new(input.as_bytes(), format);
-            q.next_record(&[]).unwrap();
+            q.next_line(&[]).unwrap();
             let r = q.sample();
             assert_eq!((s.series_start, s.series_end), (r.series_start, r.series_end));
             assert_eq!(s.timestamp, r.timestamp);
