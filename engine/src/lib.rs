@@ -5,6 +5,7 @@
 //! playground all run this same crate; it builds for the native target and for
 //! `wasm32-unknown-unknown`.
 
+pub mod exposition;
 pub mod gofmt;
 pub mod labels;
 pub mod matcher;
