@@ -95,9 +95,10 @@ pub fn format_float_f(v: f64) -> String {
     format!("{v}")
 }
 
-/// Go's `strconv.FormatFloat(v, 'g', -1, 64)`, as used by Prometheus's JSON API
-/// and by `%v`/`String()` of sample values: shortest round-trip digits, exponent
-/// form when the exponent is < -4 or >= 21.
+/// Go's `strconv.FormatFloat(v, 'g', -1, 64)`, which is also what `%v` and `%g`
+/// print: shortest round-trip digits, in exponent form when the decimal
+/// exponent is below -4 or at least 6 (Go fixes the precision for this choice
+/// at 6 when printing the shortest form), so `1e6` prints as `1e+06`.
 pub fn format_float_g(v: f64) -> String {
     let mut out = String::new();
     format_float_g_into(&mut out, v);
@@ -125,16 +126,12 @@ pub fn format_float_g_into(out: &mut String, v: f64) {
         Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
         None => (sci.as_str(), 0),
     };
-    // Go uses exponent form when exp < -4 || exp >= eprec, where eprec is the
-    // number of digits, raised to 21 when it is smaller (shortest formatting).
     let (neg, digits_part) = match mantissa.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, mantissa),
     };
     let digits: String = digits_part.chars().filter(|c| *c != '.').collect();
-    let ndigits = digits.len() as i32;
-    let eprec = if ndigits > 21 { ndigits } else { 21 };
-    if exp < -4 || exp >= eprec {
+    if !(-4..6).contains(&exp) {
         if neg {
             out.push('-');
         }
@@ -161,41 +158,142 @@ pub fn format_openmetrics_float(v: f64) -> String {
     if v.is_nan() || v.is_infinite() || s.contains(['.', 'e']) { s } else { s + ".0" }
 }
 
-/// Go's `strconv.ParseFloat(s, 64)` for the inputs Prometheus feeds it (label
-/// values such as `le`, exposition values): decimal and exponent forms,
-/// `Inf`/`Infinity`/`NaN` in any case with an optional sign, hexadecimal
-/// mantissa-exponent forms (`0x1p-2`), and `_` digit separators only where Go
-/// allows them (with a base prefix).
-pub fn parse_float(s: &str) -> Option<f64> {
-    if let Ok(v) = s.parse::<f64>() {
-        // Rust also accepts "infinity"/"inf"/"nan" case-insensitively, like Go.
-        return Some(v);
-    }
+/// Why [`parse_float`] refused its input, as Go's `strconv` distinguishes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloatError {
+    /// Not a number in Go's syntax.
+    Syntax,
+    /// A finite literal too large for a float (`1e400`).
+    Range,
+}
+
+/// `strconv.ParseFloat(s, 64)`: optional sign, `Inf`/`Infinity` (any case),
+/// `NaN` (any case, no sign), decimal with optional exponent, or hexadecimal
+/// mantissa with a mandatory `p` exponent; `_` may separate digits. Values
+/// beyond the float range are an error, as Go reports them.
+pub fn parse_float(s: &str) -> Result<f64, FloatError> {
+    let bad = || FloatError::Syntax;
     let (neg, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
+        Some(b'-') => (true, &s[1..]),
         _ => (false, s),
     };
-    let hex = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X"))?;
-    let hex: String = hex.chars().filter(|c| *c != '_').collect();
-    // Go requires the binary exponent on hexadecimal floats.
-    let i = hex.find(['p', 'P'])?;
-    let (mant, exp) = (&hex[..i], hex[i + 1..].parse::<i32>().ok()?);
-    let (int_part, frac_part) = mant.split_once('.').unwrap_or((mant, ""));
+    let sign = if neg { -1.0 } else { 1.0 };
+    if body.eq_ignore_ascii_case("inf") || body.eq_ignore_ascii_case("infinity") {
+        return Ok(sign * f64::INFINITY);
+    }
+    if s.eq_ignore_ascii_case("nan") {
+        return Ok(f64::NAN);
+    }
+    if body.contains('_') && !underscore_ok(body) {
+        return Err(bad());
+    }
+    let clean: String = body.chars().filter(|&ch| ch != '_').collect();
+    let bytes = clean.as_bytes();
+    let v = if bytes.len() > 2 && bytes[0] == b'0' && bytes[1].eq_ignore_ascii_case(&b'x') {
+        parse_hex_float(&clean[2..]).ok_or_else(bad)?
+    } else {
+        // Rust's float syntax is a superset of Go's decimal one only in the
+        // spellings of infinity and NaN (handled above) and in signs, which Go
+        // allows only at the start (stripped above) and in the exponent.
+        let b = clean.as_bytes();
+        let ok = b.iter().enumerate().all(|(i, &ch)| match ch {
+            b'0'..=b'9' | b'.' | b'e' | b'E' => true,
+            b'+' | b'-' => i > 0 && matches!(b[i - 1], b'e' | b'E'),
+            _ => false,
+        });
+        if !ok {
+            return Err(bad());
+        }
+        clean.parse::<f64>().map_err(|_| bad())?
+    };
+    if v.is_infinite() {
+        return Err(FloatError::Range);
+    }
+    Ok(sign * v)
+}
+
+/// The part of a hexadecimal float after `0x`: hex digits with at most one
+/// `.`, then `p` and a signed decimal exponent of two.
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (mantissa, exp) = s.split_once(['p', 'P'])?;
+    // i32::from_str takes one optional sign, exactly Go's exponent syntax.
+    let exp: i32 = exp.parse().ok()?;
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    let mut v = 0.0f64;
-    for c in int_part.chars() {
-        v = v * 16.0 + c.to_digit(16)? as f64;
+    // Accumulate up to 60 significant bits exactly; further digits only make
+    // the value inexact (sticky bit), which the final rounding honours.
+    let mut m: u64 = 0;
+    let mut e2: i64 = i64::from(exp);
+    let mut sticky = false;
+    for (i, ch) in int_part.chars().chain(frac_part.chars()).enumerate() {
+        let d = u64::from(ch.to_digit(16)?);
+        let is_frac = i >= int_part.len();
+        if m >> 56 == 0 {
+            m = m << 4 | d;
+            if is_frac {
+                e2 -= 4;
+            }
+        } else {
+            sticky |= d != 0;
+            if !is_frac {
+                e2 += 4;
+            }
+        }
     }
-    let mut scale = 1.0 / 16.0;
-    for c in frac_part.chars() {
-        v += c.to_digit(16)? as f64 * scale;
-        scale /= 16.0;
+    if sticky {
+        m |= 1;
     }
-    let v = v * 2f64.powi(exp);
-    Some(if neg { -v } else { v })
+    // m < 2^60 converts to f64 with one rounding; scaling by a power of two is
+    // exact unless the result is subnormal (then it may round twice, unlike Go)
+    // or overflows (reported by the caller).
+    Some(scale_by_power_of_two(m as f64, e2))
+}
+
+/// `x * 2^e` without intermediate overflow or underflow of the power itself.
+fn scale_by_power_of_two(mut x: f64, mut e: i64) -> f64 {
+    while e > 1000 && x.is_finite() && x != 0.0 {
+        x *= 2f64.powi(1000);
+        e -= 1000;
+    }
+    while e < -1000 && x != 0.0 {
+        x *= 2f64.powi(-1000);
+        e += 1000;
+    }
+    let e = e.clamp(-1100, 1100) as i32;
+    x * 2f64.powi(e)
+}
+
+/// Go's `underscoreOK`: underscores only between digits (a base prefix
+/// counts as a digit).
+pub(crate) fn underscore_ok(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let b = s.as_bytes();
+    let mut saw = b'^';
+    let mut i = 0;
+    let mut hex = false;
+    if b.len() >= 2 && b[0] == b'0' && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
+        i = 2;
+        saw = b'0';
+        hex = b[1].eq_ignore_ascii_case(&b'x');
+    }
+    for &ch in &b[i..] {
+        if ch.is_ascii_digit() || hex && ch.is_ascii_hexdigit() {
+            saw = b'0';
+        } else if ch == b'_' {
+            if saw != b'0' {
+                return false;
+            }
+            saw = b'_';
+        } else if saw == b'_' {
+            return false;
+        } else {
+            saw = b'!';
+        }
+    }
+    saw != b'_'
 }
 
 #[cfg(test)]
@@ -222,8 +320,10 @@ mod tests {
         assert_eq!(format_float_g(1.0), "1");
         assert_eq!(format_float_g(0.1), "0.1");
         assert_eq!(format_float_g(1e21), "1e+21");
-        assert_eq!(format_float_g(1e20), "100000000000000000000");
-        assert_eq!(format_float_g(123456789.0), "123456789");
+        assert_eq!(format_float_g(999999.0), "999999");
+        assert_eq!(format_float_g(1e6), "1e+06");
+        assert_eq!(format_float_g(123456789.0), "1.23456789e+08");
+        assert_eq!(format_float_g(608863452348.1149), "6.088634523481149e+11");
         assert_eq!(format_float_g(0.0001), "0.0001");
         assert_eq!(format_float_g(0.00001), "1e-05");
         assert_eq!(format_float_g(-2.5e-7), "-2.5e-07");
@@ -244,17 +344,46 @@ mod tests {
     }
 
     #[test]
+    fn openmetrics_float_format_matches_go() {
+        let cases = [
+            (1.0, "1.0"),
+            (0.0, "0.0"),
+            (-0.0, "0.0"),
+            (-1.0, "-1.0"),
+            (10.0, "10.0"),
+            (0.25, "0.25"),
+            (100000.0, "100000.0"),
+            (1e6, "1e+06"),
+            (2.5e6, "2.5e+06"),
+            (123456789.0, "1.23456789e+08"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (2.5e-5, "2.5e-05"),
+            (1e100, "1e+100"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(format_openmetrics_float(v), want, "{v}");
+        }
+    }
+
+    #[test]
     fn parse_float_like_go() {
-        assert_eq!(parse_float("1e0"), Some(1.0));
-        assert_eq!(parse_float(".2"), Some(0.2));
-        assert_eq!(parse_float("+Inf"), Some(f64::INFINITY));
-        assert_eq!(parse_float("-inf"), Some(f64::NEG_INFINITY));
-        assert!(parse_float("NaN").is_some_and(f64::is_nan));
-        assert_eq!(parse_float("0x1p-2"), Some(0.25));
-        assert_eq!(parse_float("0x10p0"), Some(16.0));
-        assert_eq!(parse_float("0x10"), None);
-        assert_eq!(parse_float("Hello World"), None);
-        assert_eq!(parse_float(""), None);
+        assert_eq!(parse_float("1e0"), Ok(1.0));
+        assert_eq!(parse_float(".2"), Ok(0.2));
+        assert_eq!(parse_float("+Inf"), Ok(f64::INFINITY));
+        assert_eq!(parse_float("-inf"), Ok(f64::NEG_INFINITY));
+        assert!(parse_float("NaN").is_ok_and(f64::is_nan));
+        assert_eq!(parse_float("-NaN"), Err(FloatError::Syntax));
+        assert_eq!(parse_float("0x1p-2"), Ok(0.25));
+        assert_eq!(parse_float("0x10p0"), Ok(16.0));
+        assert_eq!(parse_float("0x10"), Err(FloatError::Syntax));
+        assert_eq!(parse_float("1_000.5"), Ok(1000.5));
+        assert_eq!(parse_float("1e400"), Err(FloatError::Range));
+        assert_eq!(parse_float("Hello World"), Err(FloatError::Syntax));
+        assert_eq!(parse_float(""), Err(FloatError::Syntax));
     }
 
     #[test]

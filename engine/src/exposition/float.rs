@@ -15,8 +15,6 @@
 //! whose decimal exponent is within ±22: both factors are then exact doubles
 //! and one IEEE multiplication or division rounds correctly.
 
-use std::fmt::Write;
-
 /// Why a number was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NumberError {
@@ -190,45 +188,6 @@ pub(crate) fn parse_seconds_as_millis(s: &[u8]) -> Result<i64, NumberError> {
     Ok(ms as i64)
 }
 
-/// Prometheus's `FormatOpenMetricsFloat`: Go's `strconv.FormatFloat(v, 'g',
-/// -1, 64)` with ".0" appended when the result has neither '.' nor 'e'.
-/// Prometheus rewrites `le` and `quantile` label values with it, so that
-/// `le="1"` and `le="1.0"` name the same series.
-pub(crate) fn format_openmetrics_float(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".to_owned();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
-    }
-    if v == 0.0 {
-        // Go's fast path compares with ==, which -0 passes too.
-        return "0.0".to_owned();
-    }
-    // `{:e}` yields the shortest round-trip digits, e.g. "-1.2345e-7"; from
-    // them, pick the layout Go's shortest %g chooses: exponent form when the
-    // decimal exponent is < -4 or >= 6 (strconv: "if precision was the
-    // shortest possible, use precision 6 for this decision").
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = match sci.split_once('e') {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (sci.as_str(), 0),
-    };
-    let mut out = String::with_capacity(24);
-    if !(-4..6).contains(&exp) {
-        out.push_str(mantissa);
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        let _ = write!(out, "{:02}", exp.unsigned_abs());
-    } else {
-        let _ = write!(out, "{v}");
-    }
-    if !out.contains(['.', 'e']) {
-        out.push_str(".0");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,32 +261,6 @@ mod tests {
         assert_eq!(parse_seconds_as_millis(b"NaN"), Err(NumberError::Syntax));
         assert_eq!(parse_seconds_as_millis(b"+Inf"), Err(NumberError::Syntax));
         assert_eq!(parse_seconds_as_millis(b"1e300"), Err(NumberError::Range));
-    }
-
-    #[test]
-    fn openmetrics_float_format_matches_go() {
-        let cases = [
-            (1.0, "1.0"),
-            (0.0, "0.0"),
-            (-0.0, "0.0"),
-            (-1.0, "-1.0"),
-            (10.0, "10.0"),
-            (0.25, "0.25"),
-            (100000.0, "100000.0"),
-            (1e6, "1e+06"),
-            (2.5e6, "2.5e+06"),
-            (123456789.0, "1.23456789e+08"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (2.5e-5, "2.5e-05"),
-            (1e100, "1e+100"),
-            (f64::INFINITY, "+Inf"),
-            (f64::NEG_INFINITY, "-Inf"),
-            (f64::NAN, "NaN"),
-        ];
-        for (v, want) in cases {
-            assert_eq!(format_openmetrics_float(v), want, "{v}");
-        }
     }
 
     proptest! {

@@ -315,7 +315,7 @@ fn normalize<'a>(metric_type: MetricType, name: &str, value: Cow<'a, str>) -> Co
         _ => false,
     };
     if applies && let Ok(v) = float::parse_float(value.as_bytes()) {
-        let canonical = float::format_openmetrics_float(v);
+        let canonical = crate::gofmt::format_openmetrics_float(v);
         if canonical != *value {
             return Cow::Owned(canonical);
         }

@@ -206,7 +206,7 @@ impl Histograms {
         for s in series {
             let le_val = s.labels.get_or_empty("le");
             match gofmt::parse_float(le_val) {
-                Some(u) => {
+                Ok(u) => {
                     let mut b = s.labels.builder();
                     b.del(&le[0]);
                     let key = b.labels();
@@ -219,7 +219,7 @@ impl Histograms {
                     h.group_of.push(Some(g));
                     h.upper.push(u);
                 }
-                None => {
+                Err(_) => {
                     let name = if ev.opts.delayed_name_removal {
                         s.labels.get_or_empty(METRIC_NAME)
                     } else {
