@@ -33,6 +33,29 @@ impl Sample {
     }
 }
 
+/// Prometheus's `almost.Equal`: equal, or both NaN (but the staleness marker
+/// only equals itself), or within `epsilon` relative to the sum of magnitudes
+/// (absolute, scaled to the smallest normal float, near zero). Used where
+/// Prometheus tolerates floating-point noise: histogram buckets, test
+/// expectations.
+pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
+    if is_stale_nan(a) || is_stale_nan(b) {
+        return is_stale_nan(a) && is_stale_nan(b);
+    }
+    if a.is_nan() && b.is_nan() {
+        return true;
+    }
+    if a == b {
+        return true;
+    }
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < f64::MIN_POSITIVE {
+        return diff < epsilon * f64::MIN_POSITIVE;
+    }
+    diff / abs_sum.min(f64::MAX) < epsilon
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 use crate::gofmt;
 use crate::labels::{Labels, METRIC_NAME, Str};
+use crate::sample::almost_equal;
 
 use promql_parser::parser::Expr;
 
@@ -18,23 +19,6 @@ const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
 pub(crate) struct Bucket {
     pub upper: f64,
     pub count: f64,
-}
-
-/// Prometheus's `almost.Equal`.
-fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
-    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let abs_sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || abs_sum < MIN_NORMAL {
-        return diff < epsilon * MIN_NORMAL;
-    }
-    diff / abs_sum.min(f64::MAX) < epsilon
 }
 
 fn sort_and_coalesce(buckets: &mut Vec<Bucket>) {
