@@ -479,6 +479,13 @@ impl<'a> Evaluator<'a> {
                 if sub_start <= lowest {
                     sub_start += step;
                 }
+                // Every step of a subquery holds memory, so its step count
+                // counts against the sample limit before anything is evaluated.
+                if rmax >= sub_start
+                    && ((rmax - sub_start) / step) as usize >= self.opts.max_samples
+                {
+                    return Err(QueryError::TooManySamples("subquery evaluation"));
+                }
                 let mut child = self.child(sub_start, rmax, step);
                 let val = child.eval(&sq.expr)?;
                 self.annos.merge(std::mem::take(&mut child.annos));

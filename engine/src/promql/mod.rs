@@ -38,6 +38,9 @@ pub enum QueryError {
     Storage(#[from] StorageError),
 }
 
+/// Most steps a range query may have, as in Prometheus's HTTP API.
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
 /// Query settings.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -176,6 +179,13 @@ impl Engine {
         }
         if end < start {
             return Err(QueryError::Eval("end timestamp must not be before start time".into()));
+        }
+        // Prometheus's API refuses more points per series than this; the engine
+        // enforces it itself so no caller can make it allocate without bound.
+        if (end - start) / step >= MAX_POINTS_PER_SERIES {
+            return Err(QueryError::Eval(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+            ));
         }
         match expr.value_type() {
             ValueType::Vector | ValueType::Scalar => {}

@@ -145,3 +145,17 @@ fn rate_on_non_counter_name_is_an_info() {
         ]
     );
 }
+
+#[test]
+fn unbounded_resolution_is_refused_before_allocating() {
+    let h = head(&[(&[("__name__", "x")], &[(0, 1.0)])]);
+    let e = Engine::default();
+    let err = e.range(&h, "x", 0, 1_000_000_000, 1).unwrap_err().to_string();
+    assert!(err.starts_with("exceeded maximum resolution"), "{err}");
+    let e = Engine::new(EngineOptions { max_samples: 1000, ..EngineOptions::default() });
+    let err = e.instant(&h, "max_over_time(x[1000d:1s])", 0).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "query processing would load too many samples into memory in subquery evaluation"
+    );
+}
