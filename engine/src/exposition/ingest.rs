@@ -91,8 +91,9 @@ enum Target {
     /// A free slot.
     Vacant,
     /// Seen first in the body being ingested; the head series is created when
-    /// the body is committed, so a rejected body creates none.
-    Pending(Labels),
+    /// the body is committed, so a rejected body creates none. Boxed to keep
+    /// slots small: this state lasts for one call only.
+    Pending(Box<Labels>),
     Series(SeriesHandle),
     Dropped,
 }
@@ -128,11 +129,12 @@ impl Target {
 /// No slot: the end of the order chain.
 const NONE: usize = usize::MAX;
 
+/// One cache entry, one cache line: the warm path touches a slot per line.
+#[repr(align(64))]
 struct Slot {
     /// The series text as exposed, the cache key: `keys[key_start..key_end]`.
     key_start: usize,
     key_end: usize,
-    hash: u64,
     /// The format the text was lexed in. Only then may the parser skip
     /// lexing it: the Prometheus format accepts label blocks OpenMetrics
     /// rejects.
@@ -150,9 +152,6 @@ struct Slot {
     /// The last successful ingest that appended to it without an explicit
     /// timestamp, which makes it subject to staleness.
     tracked: u64,
-    /// Position among the last body's samples, to lay out `keys` in
-    /// exposition order when compacting.
-    order: usize,
 }
 
 impl Slot {
@@ -160,14 +159,12 @@ impl Slot {
         Slot {
             key_start: 0,
             key_end: 0,
-            hash: 0,
             format: Format::PrometheusText,
             metric_type: MetricType::Unknown,
             target: Target::Vacant,
             next: NONE,
             seen: 0,
             tracked: 0,
-            order: 0,
         }
     }
 }
@@ -317,9 +314,11 @@ impl Ingester {
                             }
                         };
                         let target = match &mut self.relabel {
-                            None => Target::Pending(labels),
+                            None => Target::Pending(Box::new(labels)),
                             Some(relabel) => match relabel(labels) {
-                                Some(labels) if !labels.is_empty() => Target::Pending(labels),
+                                Some(labels) if !labels.is_empty() => {
+                                    Target::Pending(Box::new(labels))
+                                }
                                 _ => Target::Dropped,
                             },
                         };
@@ -331,7 +330,6 @@ impl Ingester {
             let slot = &mut self.slots[i];
             if slot.seen != iteration {
                 slot.seen = iteration;
-                slot.order = report.samples;
                 seen += 1;
             } else if raw.timestamp.is_none() {
                 report.duplicate += 1;
@@ -443,14 +441,12 @@ impl Ingester {
         let slot = Slot {
             key_start,
             key_end: self.keys.len(),
-            hash,
             format,
             metric_type,
             target,
             next: NONE,
             seen: 0,
             tracked: 0,
-            order: 0,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -462,15 +458,21 @@ impl Ingester {
                 self.slots.len() - 1
             }
         };
-        let slots = &self.slots;
-        self.table.insert_unique(hash, i, |&j| slots[j].hash);
+        // Growing the table rehashes every entry; keys are at hand, so slots
+        // need not carry their hash.
+        let (slots, keys, hasher) = (&self.slots, &self.keys, &self.hasher);
+        self.table.insert_unique(hash, i, |&j| {
+            hasher.hash_one(&keys[slots[j].key_start..slots[j].key_end])
+        });
         self.live += 1;
         self.inserted.push(i);
         i
     }
 
     fn remove(&mut self, i: usize) {
-        if let Ok(entry) = self.table.find_entry(self.slots[i].hash, |&j| j == i) {
+        let slot = &self.slots[i];
+        let hash = self.hasher.hash_one(&self.keys[slot.key_start..slot.key_end]);
+        if let Ok(entry) = self.table.find_entry(hash, |&j| j == i) {
             entry.remove();
         }
         let slot = &self.slots[i];
@@ -540,13 +542,24 @@ impl Ingester {
         self.tracked_last = tracked;
     }
 
-    /// Rewrites `keys` without garbage, in the order of the last body, so
-    /// that the guesses of the next scrape read it front to back.
+    /// Rewrites `keys` without garbage, in the order of the last body (the
+    /// `next` chain), so that the guesses of the next scrape read it front
+    /// to back.
     fn compact_keys(&mut self) {
-        let mut live: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| !matches!(self.slots[i].target, Target::Vacant))
-            .collect();
-        live.sort_unstable_by_key(|&i| self.slots[i].order);
+        let mut placed = vec![false; self.slots.len()];
+        let mut live = Vec::with_capacity(self.live);
+        let mut i = self.first;
+        while i != NONE && !placed[i] && !matches!(self.slots[i].target, Target::Vacant) {
+            placed[i] = true;
+            live.push(i);
+            i = self.slots[i].next;
+        }
+        // Entries the chain does not reach (a line's successor can be
+        // overwritten when its series appears twice) go last.
+        live.extend(
+            (0..self.slots.len())
+                .filter(|&i| !placed[i] && !matches!(self.slots[i].target, Target::Vacant)),
+        );
         let mut keys = Vec::with_capacity(self.keys.len() - self.garbage);
         for i in live {
             let slot = &mut self.slots[i];
@@ -767,6 +780,19 @@ requests_total{code=\"500\"} 2
         let r = ing.ingest(&head, b"a 5\nb 5 450\n", Format::PrometheusText, 500).unwrap();
         assert_eq!(r.stale_markers, 1);
         assert_eq!(values(&head, "b").last(), Some(&(500, "stale".to_owned())));
+    }
+
+    #[test]
+    fn compaction_keeps_live_texts_in_exposition_order() {
+        let head = Head::default();
+        let mut ing = Ingester::new();
+        ing.ingest(&head, b"aaaa 1\nb 1\nc 1\n", Format::PrometheusText, 100).unwrap();
+        assert_eq!(ing.keys, b"aaaabc");
+        // "aaaa" goes away: more than half of the buffer is garbage.
+        ing.ingest(&head, b"c 2\nb 2\n", Format::PrometheusText, 200).unwrap();
+        assert_eq!((ing.keys.as_slice(), ing.garbage), (&b"cb"[..], 0));
+        let r = ing.ingest(&head, b"c 3\nb 3\n", Format::PrometheusText, 300).unwrap();
+        assert_eq!((r.appended, r.series_added, ing.cached_series()), (2, 0, 2));
     }
 
     #[test]
