@@ -1,31 +1,5 @@
-//! Appending whole exposition bodies to the head, with a per-target cache.
-//!
-//! Like Prometheus's scrape cache, [`Ingester`] remembers, for every series
-//! text a target exposes (`http_requests_total{code="200"}`), the head series
-//! it resolved to, so no label strings are built, sorted or hashed and the
-//! head's index is not touched for series seen before. Going further, it
-//! remembers the order: targets expose their series in the same order every
-//! time, so the entry that followed this one last time is the likely next
-//! one. The parser checks that guess with one comparison of the line against
-//! the cached text and, when it holds, skips lexing the labels; only a wrong
-//! guess costs a hash-table lookup. The cached texts sit in one buffer in
-//! exposition order, so those comparisons read memory sequentially.
-//!
-//! Error policy. By default ([`ErrorPolicy::RejectBody`]) a body is all or
-//! nothing, as in Prometheus, which fails a scrape at its first malformed
-//! line: the whole body is parsed and checked before the first sample is
-//! appended, so a bad body appends nothing, creates no series, and comes
-//! back as the [`ParseError`] of its first bad line. Label problems (invalid
-//! UTF-8, an empty name, a name used twice) count as malformed lines.
-//! [`ErrorPolicy::SkipLines`] is for bulk imports: bad lines are counted and
-//! reported with their positions, the good ones are appended.
-//!
-//! Staleness. As in Prometheus, a series present in the previous successful
-//! scrape (without an explicit timestamp) but absent from this one gets a
-//! staleness marker at this scrape's timestamp, and cache entries not seen in
-//! a successful scrape are forgotten. When a scrape fails for any reason, the
-//! caller should call [`Ingester::mark_stale`], which is what Prometheus does
-//! for a failed scrape.
+//! Appending whole exposition bodies to the head, with a per-target cache;
+//! see [`Ingester`].
 
 use std::hash::BuildHasher;
 
@@ -38,7 +12,7 @@ use crate::storage::{AppendError, Head, SeriesHandle};
 use super::parser::{Line, Parser};
 use super::{Format, MetricType, ParseError};
 
-/// What to do with malformed lines; see the [module docs](self).
+/// What [`Ingester::ingest`] does with malformed lines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ErrorPolicy {
     /// Reject the whole body at its first malformed line and append nothing.
@@ -154,6 +128,8 @@ struct Slot {
     tracked: u64,
 }
 
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+
 impl Slot {
     fn vacant() -> Slot {
         Slot {
@@ -178,9 +154,36 @@ struct PendingAppend {
     track: bool,
 }
 
-/// Appends exposition bodies of one scrape target to a [`Head`]; see the
-/// [module docs](self). Keep one per target: the cache and the staleness
-/// state describe what that target exposed last.
+/// Appends exposition bodies of one scrape target to a [`Head`]. Keep one
+/// per target: the cache and the staleness state describe what that target
+/// exposed last.
+///
+/// Like Prometheus's scrape cache, it remembers, for every series text a
+/// target exposes (`http_requests_total{code="200"}`), the head series it
+/// resolved to, so no label strings are built, sorted or hashed and the
+/// head's index is not touched for series seen before. Going further, it
+/// remembers the order: targets expose their series in the same order every
+/// time, so the entry that followed this one last time is the likely next
+/// one. The parser checks that guess with one comparison of the line against
+/// the cached text and, when it holds, skips lexing the labels; only a wrong
+/// guess costs a hash-table lookup. The cached texts sit in one buffer in
+/// exposition order, so those comparisons read memory sequentially.
+///
+/// Errors. By default ([`ErrorPolicy::RejectBody`]) a body is all or
+/// nothing, as in Prometheus, which fails a scrape at its first malformed
+/// line: the whole body is parsed and checked before the first sample is
+/// appended, so a bad body appends nothing, creates no series, and comes
+/// back as the [`ParseError`] of its first bad line. Label problems (invalid
+/// UTF-8, an empty name, a name used twice) count as malformed lines.
+/// [`ErrorPolicy::SkipLines`] is for bulk imports: bad lines are counted and
+/// reported with their positions, the good ones are appended.
+///
+/// Staleness. As in Prometheus, a series present in the previous successful
+/// scrape (without an explicit timestamp) but absent from this one gets a
+/// staleness marker at this scrape's timestamp, and cache entries not seen in
+/// a successful scrape are forgotten. When a scrape fails for any reason, the
+/// caller should call [`Ingester::mark_stale`], which is what Prometheus does
+/// for a failed scrape.
 pub struct Ingester {
     policy: ErrorPolicy,
     relabel: Option<Relabel>,
