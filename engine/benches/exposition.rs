@@ -76,25 +76,26 @@ fn exposition(series: usize, seed: u64, format: Format) -> String {
                         i / 8,
                         modes[i % 8]
                     );
-                    let _ = write!(out, "{}.{:02}", r % 10_000_000, r % 100);
+                    out.push_str(&go_float((r % 1_000_000_000) as f64 / 100.0));
                 }
                 1 => {
                     let _ = write!(out, "{name}_{host}{{device=\"nvme{}n1\"}} ", i);
-                    let _ = write!(out, "{:.9e}", (r % 1_000_000_000_000) as f64);
+                    out.push_str(&go_float((r % 1_000_000_000_000) as f64));
                 }
                 2 => {
                     let _ = write!(
                         out,
                         "{name}_{host}{{device=\"/dev/sda{i}\",fstype=\"ext4\",mountpoint=\"/srv/data{i}\"}} "
                     );
-                    let _ = write!(out, "{:e}", (r % 100_000_000_000) as f64);
+                    out.push_str(&go_float((r % 100_000_000_000) as f64));
                 }
                 3 => {
                     let _ = write!(out, "{name}_{host}{{device=\"eth{i}\"}} {}", r % 100_000_000);
                 }
                 4 => {
                     let q = ["0", "0.25", "0.5", "0.75", "1"][i];
-                    let _ = write!(out, "{name}_{host}{{quantile=\"{q}\"}} {}e-05", r % 10_000);
+                    let v = go_float((r % 10_000) as f64 * 1e-7);
+                    let _ = write!(out, "{name}_{host}{{quantile=\"{q}\"}} {v}");
                 }
                 _ => {
                     let le = [
@@ -117,6 +118,19 @@ fn exposition(series: usize, seed: u64, format: Format) -> String {
         out.push_str("# EOF\n");
     }
     out
+}
+
+/// A value as Go client libraries print it (`strconv.FormatFloat(v, 'g',
+/// -1, 64)`): shortest digits, exponent form from 1e+06 on.
+fn go_float(v: f64) -> String {
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("integer exponent");
+    if (-4..6).contains(&exp) {
+        format!("{v}")
+    } else {
+        format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs())
+    }
 }
 
 fn parse_all(body: &[u8], format: Format) -> f64 {

@@ -1,31 +1,5 @@
-//! Appending whole exposition bodies to the head, with a per-target cache.
-//!
-//! Like Prometheus's scrape cache, [`Ingester`] remembers, for every series
-//! text a target exposes (`http_requests_total{code="200"}`), the head series
-//! it resolved to, so no label strings are built, sorted or hashed and the
-//! head's index is not touched for series seen before. Going further, it
-//! remembers the order: targets expose their series in the same order every
-//! time, so the entry that followed this one last time is the likely next
-//! one. The parser checks that guess with one comparison of the line against
-//! the cached text and, when it holds, skips lexing the labels; only a wrong
-//! guess costs a hash-table lookup. The cached texts sit in one buffer in
-//! exposition order, so those comparisons read memory sequentially.
-//!
-//! Error policy. By default ([`ErrorPolicy::RejectBody`]) a body is all or
-//! nothing, as in Prometheus, which fails a scrape at its first malformed
-//! line: the whole body is parsed and checked before the first sample is
-//! appended, so a bad body appends nothing, creates no series, and comes
-//! back as the [`ParseError`] of its first bad line. Label problems (invalid
-//! UTF-8, an empty name, a name used twice) count as malformed lines.
-//! [`ErrorPolicy::SkipLines`] is for bulk imports: bad lines are counted and
-//! reported with their positions, the good ones are appended.
-//!
-//! Staleness. As in Prometheus, a series present in the previous successful
-//! scrape (without an explicit timestamp) but absent from this one gets a
-//! staleness marker at this scrape's timestamp, and cache entries not seen in
-//! a successful scrape are forgotten. When a scrape fails for any reason, the
-//! caller should call [`Ingester::mark_stale`], which is what Prometheus does
-//! for a failed scrape.
+//! Appending whole exposition bodies to the head, with a per-target cache;
+//! see [`Ingester`].
 
 use std::hash::BuildHasher;
 
@@ -38,7 +12,7 @@ use crate::storage::{AppendError, Head, SeriesHandle};
 use super::parser::{Line, Parser};
 use super::{Format, MetricType, ParseError};
 
-/// What to do with malformed lines; see the [module docs](self).
+/// What [`Ingester::ingest`] does with malformed lines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ErrorPolicy {
     /// Reject the whole body at its first malformed line and append nothing.
@@ -91,8 +65,9 @@ enum Target {
     /// A free slot.
     Vacant,
     /// Seen first in the body being ingested; the head series is created when
-    /// the body is committed, so a rejected body creates none.
-    Pending(Labels),
+    /// the body is committed, so a rejected body creates none. Boxed to keep
+    /// slots small: this state lasts for one call only.
+    Pending(Box<Labels>),
     Series(SeriesHandle),
     Dropped,
 }
@@ -128,11 +103,12 @@ impl Target {
 /// No slot: the end of the order chain.
 const NONE: usize = usize::MAX;
 
+/// One cache entry, one cache line: the warm path touches a slot per line.
+#[repr(align(64))]
 struct Slot {
     /// The series text as exposed, the cache key: `keys[key_start..key_end]`.
     key_start: usize,
     key_end: usize,
-    hash: u64,
     /// The format the text was lexed in. Only then may the parser skip
     /// lexing it: the Prometheus format accepts label blocks OpenMetrics
     /// rejects.
@@ -150,24 +126,21 @@ struct Slot {
     /// The last successful ingest that appended to it without an explicit
     /// timestamp, which makes it subject to staleness.
     tracked: u64,
-    /// Position among the last body's samples, to lay out `keys` in
-    /// exposition order when compacting.
-    order: usize,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
 impl Slot {
     fn vacant() -> Slot {
         Slot {
             key_start: 0,
             key_end: 0,
-            hash: 0,
             format: Format::PrometheusText,
             metric_type: MetricType::Unknown,
             target: Target::Vacant,
             next: NONE,
             seen: 0,
             tracked: 0,
-            order: 0,
         }
     }
 }
@@ -181,9 +154,36 @@ struct PendingAppend {
     track: bool,
 }
 
-/// Appends exposition bodies of one scrape target to a [`Head`]; see the
-/// [module docs](self). Keep one per target: the cache and the staleness
-/// state describe what that target exposed last.
+/// Appends exposition bodies of one scrape target to a [`Head`]. Keep one
+/// per target: the cache and the staleness state describe what that target
+/// exposed last.
+///
+/// Like Prometheus's scrape cache, it remembers, for every series text a
+/// target exposes (`http_requests_total{code="200"}`), the head series it
+/// resolved to, so no label strings are built, sorted or hashed and the
+/// head's index is not touched for series seen before. Going further, it
+/// remembers the order: targets expose their series in the same order every
+/// time, so the entry that followed this one last time is the likely next
+/// one. The parser checks that guess with one comparison of the line against
+/// the cached text and, when it holds, skips lexing the labels; only a wrong
+/// guess costs a hash-table lookup. The cached texts sit in one buffer in
+/// exposition order, so those comparisons read memory sequentially.
+///
+/// Errors. By default ([`ErrorPolicy::RejectBody`]) a body is all or
+/// nothing, as in Prometheus, which fails a scrape at its first malformed
+/// line: the whole body is parsed and checked before the first sample is
+/// appended, so a bad body appends nothing, creates no series, and comes
+/// back as the [`ParseError`] of its first bad line. Label problems (invalid
+/// UTF-8, an empty name, a name used twice) count as malformed lines.
+/// [`ErrorPolicy::SkipLines`] is for bulk imports: bad lines are counted and
+/// reported with their positions, the good ones are appended.
+///
+/// Staleness. As in Prometheus, a series present in the previous successful
+/// scrape (without an explicit timestamp) but absent from this one gets a
+/// staleness marker at this scrape's timestamp, and cache entries not seen in
+/// a successful scrape are forgotten. When a scrape fails for any reason, the
+/// caller should call [`Ingester::mark_stale`], which is what Prometheus does
+/// for a failed scrape.
 pub struct Ingester {
     policy: ErrorPolicy,
     relabel: Option<Relabel>,
@@ -317,9 +317,11 @@ impl Ingester {
                             }
                         };
                         let target = match &mut self.relabel {
-                            None => Target::Pending(labels),
+                            None => Target::Pending(Box::new(labels)),
                             Some(relabel) => match relabel(labels) {
-                                Some(labels) if !labels.is_empty() => Target::Pending(labels),
+                                Some(labels) if !labels.is_empty() => {
+                                    Target::Pending(Box::new(labels))
+                                }
                                 _ => Target::Dropped,
                             },
                         };
@@ -331,7 +333,6 @@ impl Ingester {
             let slot = &mut self.slots[i];
             if slot.seen != iteration {
                 slot.seen = iteration;
-                slot.order = report.samples;
                 seen += 1;
             } else if raw.timestamp.is_none() {
                 report.duplicate += 1;
@@ -443,14 +444,12 @@ impl Ingester {
         let slot = Slot {
             key_start,
             key_end: self.keys.len(),
-            hash,
             format,
             metric_type,
             target,
             next: NONE,
             seen: 0,
             tracked: 0,
-            order: 0,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -462,15 +461,21 @@ impl Ingester {
                 self.slots.len() - 1
             }
         };
-        let slots = &self.slots;
-        self.table.insert_unique(hash, i, |&j| slots[j].hash);
+        // Growing the table rehashes every entry; keys are at hand, so slots
+        // need not carry their hash.
+        let (slots, keys, hasher) = (&self.slots, &self.keys, &self.hasher);
+        self.table.insert_unique(hash, i, |&j| {
+            hasher.hash_one(&keys[slots[j].key_start..slots[j].key_end])
+        });
         self.live += 1;
         self.inserted.push(i);
         i
     }
 
     fn remove(&mut self, i: usize) {
-        if let Ok(entry) = self.table.find_entry(self.slots[i].hash, |&j| j == i) {
+        let slot = &self.slots[i];
+        let hash = self.hasher.hash_one(&self.keys[slot.key_start..slot.key_end]);
+        if let Ok(entry) = self.table.find_entry(hash, |&j| j == i) {
             entry.remove();
         }
         let slot = &self.slots[i];
@@ -540,13 +545,24 @@ impl Ingester {
         self.tracked_last = tracked;
     }
 
-    /// Rewrites `keys` without garbage, in the order of the last body, so
-    /// that the guesses of the next scrape read it front to back.
+    /// Rewrites `keys` without garbage, in the order of the last body (the
+    /// `next` chain), so that the guesses of the next scrape read it front
+    /// to back.
     fn compact_keys(&mut self) {
-        let mut live: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| !matches!(self.slots[i].target, Target::Vacant))
-            .collect();
-        live.sort_unstable_by_key(|&i| self.slots[i].order);
+        let mut placed = vec![false; self.slots.len()];
+        let mut live = Vec::with_capacity(self.live);
+        let mut i = self.first;
+        while i != NONE && !placed[i] && !matches!(self.slots[i].target, Target::Vacant) {
+            placed[i] = true;
+            live.push(i);
+            i = self.slots[i].next;
+        }
+        // Entries the chain does not reach (a line's successor can be
+        // overwritten when its series appears twice) go last.
+        live.extend(
+            (0..self.slots.len())
+                .filter(|&i| !placed[i] && !matches!(self.slots[i].target, Target::Vacant)),
+        );
         let mut keys = Vec::with_capacity(self.keys.len() - self.garbage);
         for i in live {
             let slot = &mut self.slots[i];
@@ -767,6 +783,19 @@ requests_total{code=\"500\"} 2
         let r = ing.ingest(&head, b"a 5\nb 5 450\n", Format::PrometheusText, 500).unwrap();
         assert_eq!(r.stale_markers, 1);
         assert_eq!(values(&head, "b").last(), Some(&(500, "stale".to_owned())));
+    }
+
+    #[test]
+    fn compaction_keeps_live_texts_in_exposition_order() {
+        let head = Head::default();
+        let mut ing = Ingester::new();
+        ing.ingest(&head, b"aaaa 1\nb 1\nc 1\n", Format::PrometheusText, 100).unwrap();
+        assert_eq!(ing.keys, b"aaaabc");
+        // "aaaa" goes away: more than half of the buffer is garbage.
+        ing.ingest(&head, b"c 2\nb 2\n", Format::PrometheusText, 200).unwrap();
+        assert_eq!((ing.keys.as_slice(), ing.garbage), (&b"cb"[..], 0));
+        let r = ing.ingest(&head, b"c 3\nb 3\n", Format::PrometheusText, 300).unwrap();
+        assert_eq!((r.appended, r.series_added, ing.cached_series()), (2, 0, 2));
     }
 
     #[test]

@@ -16,6 +16,11 @@
 //! they contain escapes. [`Ingester`] appends whole bodies to a
 //! [`Head`](crate::storage::Head) through a per-target cache of series text, so
 //! that a steady-state scrape neither builds label sets nor hashes them.
+//!
+//! Errors carry 1-based line and column. A body with a malformed line is
+//! rejected whole by default, as Prometheus fails such a scrape, and nothing
+//! of it is appended; see [`ErrorPolicy`] for the alternative of skipping
+//! bad lines (bulk imports).
 
 mod error;
 mod float;
@@ -23,7 +28,7 @@ mod ingest;
 mod parser;
 
 pub use error::{ErrorKind, Found, ParseError};
-pub use ingest::{ErrorPolicy, IngestReport, Ingester, Relabel};
+pub use ingest::{ErrorPolicy, IngestReport, Ingester, MAX_REPORTED_ERRORS, Relabel};
 pub use parser::{Entry, Parser, SampleLine};
 
 /// An exposition text format.
