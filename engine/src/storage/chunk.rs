@@ -79,8 +79,14 @@ impl Default for ChunkAppender {
 impl ChunkAppender {
     /// An empty chunk; allocates nothing until the first append.
     pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty chunk with room for `bytes` of encoded samples, for a series
+    /// whose previous chunk shows how large the next one will be.
+    pub fn with_capacity(bytes: usize) -> Self {
         ChunkAppender {
-            buf: Vec::new(),
+            buf: Vec::with_capacity(bytes),
             free_bits: 0,
             leading: NO_WINDOW,
             trailing: 0,
