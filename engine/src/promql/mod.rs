@@ -78,7 +78,37 @@ pub struct Engine {
 /// Parses a query, mapping the parser's errors into [`QueryError::Parse`].
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
     let query = literals::normalize(query)?;
-    promql_parser::parser::parse(&query).map_err(QueryError::Parse)
+    promql_parser::parser::parse(&query).map_err(|e| QueryError::Parse(prometheus_wording(&e)))
+}
+
+/// Rewords a `promql-parser` error the way Prometheus words the same error:
+/// its type names ("range vector", not "matrix"), its quoting of function
+/// names, and its "parse error: " prefix. Prometheus also prefixes a
+/// `line:column`, which the parser does not report.
+fn prometheus_wording(msg: &str) -> String {
+    let mut out = msg.to_owned();
+    if out.starts_with("expected type ") {
+        for (from, to) in [
+            ("type matrix", "type range vector"),
+            ("type vector", "type instant vector"),
+            ("got matrix", "got range vector"),
+            ("got vector", "got instant vector"),
+            ("in aggregation expression", "in aggregation parameter"),
+        ] {
+            out = out.replace(from, to);
+        }
+        // function 'rate' -> function "rate"
+        if let Some(i) = out.find("function '")
+            && let Some(len) = out[i + 10..].find('\'')
+        {
+            let name = out[i + 10..i + 10 + len].to_owned();
+            out.replace_range(
+                i..i + 10 + len + 1,
+                &format!("function {}", crate::gofmt::quote(&name)),
+            );
+        }
+    }
+    format!("parse error: {out}")
 }
 
 impl Engine {

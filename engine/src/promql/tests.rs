@@ -159,3 +159,17 @@ fn unbounded_resolution_is_refused_before_allocating() {
         "query processing would load too many samples into memory in subquery evaluation"
     );
 }
+
+#[test]
+fn parse_errors_use_prometheus_words() {
+    let err = |q: &str| parse(q).unwrap_err().to_string();
+    assert_eq!(
+        err("rate(x)"),
+        "parse error: expected type range vector in call to function \"rate\", got instant vector"
+    );
+    assert_eq!(
+        err("topk(x, y)"),
+        "parse error: expected type scalar in aggregation parameter, got instant vector"
+    );
+    assert_eq!(err("1 > 2"), "parse error: comparisons between scalars must use BOOL modifier");
+}
