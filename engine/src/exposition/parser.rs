@@ -944,22 +944,32 @@ impl<'a> Parser<'a> {
         Ok(Line::Sample)
     }
 
+    /// At a label position inside `{...}` (both formats): a label name, plain
+    /// or quoted, and whether it was quoted; `None` after consuming the
+    /// closing `}`.
+    #[inline(always)]
+    fn label_name_or_close(&mut self, item: usize) -> Result<Option<(Span, bool)>, RawError> {
+        match self.peek() {
+            Some(b'}') => {
+                self.pos += 1;
+                Ok(None)
+            }
+            Some(b'"') => Ok(Some((self.quoted()?, true))),
+            Some(b) if is(b, LABEL_START) => {
+                self.scan(LABEL_CONT);
+                Ok(Some((Span::plain(item, self.pos), false)))
+            }
+            _ => Err(RawError::expected(item, "a label name or '}'")),
+        }
+    }
+
     fn prom_labels(&mut self) -> Result<(), RawError> {
         self.pos += 1;
         loop {
             self.skip_blanks();
             let item = self.pos;
-            let (name, quoted) = match self.peek() {
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                Some(b'"') => (self.quoted()?, true),
-                Some(b) if is(b, LABEL_START) => {
-                    self.scan(LABEL_CONT);
-                    (Span::plain(item, self.pos), false)
-                }
-                _ => return Err(RawError::expected(item, "a label name or '}'")),
+            let Some((name, quoted)) = self.label_name_or_close(item)? else {
+                return Ok(());
             };
             self.skip_blanks();
             match self.peek() {
@@ -1154,17 +1164,8 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         loop {
             let item = self.pos;
-            let (name, quoted) = match self.peek() {
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                Some(b'"') => (self.quoted()?, true),
-                Some(b) if is(b, LABEL_START) => {
-                    self.scan(LABEL_CONT);
-                    (Span::plain(item, self.pos), false)
-                }
-                _ => return Err(RawError::expected(item, "a label name or '}'")),
+            let Some((name, quoted)) = self.label_name_or_close(item)? else {
+                return Ok(());
             };
             match self.peek() {
                 Some(b'=') => self.pos += 1,

@@ -207,6 +207,16 @@ fn signature_ordinals(
     (l, r, n)
 }
 
+/// Marks the signatures of `side`'s series at this step as present,
+/// remembering them so the next step can clear just those.
+fn mark_present(side: &[(u32, f64)], sigs: &[u32], present: &mut [bool], touched: &mut Vec<u32>) {
+    for &(si, _) in side {
+        let sig = sigs[si as usize];
+        present[sig as usize] = true;
+        touched.push(sig);
+    }
+}
+
 fn set_op(
     ev: &mut Evaluator,
     op: TokenId,
@@ -232,11 +242,7 @@ fn set_op(
                 if l.is_empty() || r.is_empty() {
                     continue;
                 }
-                for &(si, _) in r {
-                    let sig = rsig[si as usize];
-                    present[sig as usize] = true;
-                    touched.push(sig);
-                }
+                mark_present(r, &rsig, &mut present, &mut touched);
                 for &(si, v) in l {
                     if present[lsig[si as usize] as usize] {
                         let s = &lhs[si as usize];
@@ -261,11 +267,7 @@ fn set_op(
             }
             _ => {
                 // unless
-                for &(si, _) in r {
-                    let sig = rsig[si as usize];
-                    present[sig as usize] = true;
-                    touched.push(sig);
-                }
+                mark_present(r, &rsig, &mut present, &mut touched);
                 for &(si, v) in l {
                     if !present[lsig[si as usize] as usize] {
                         let s = &lhs[si as usize];

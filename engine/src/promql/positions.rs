@@ -227,16 +227,7 @@ impl<'a> Walker<'a> {
     }
 
     fn expect(&mut self, kind: Kind) -> Option<usize> {
-        match self.peek() {
-            Some(t) if t.kind == kind => {
-                self.i += 1;
-                Some(t.start)
-            }
-            _ => {
-                self.ok = false;
-                None
-            }
-        }
+        self.expect_one_of(&[kind])
     }
 
     fn walk(&mut self, e: &Expr) {
