@@ -394,3 +394,36 @@ mod tests {
         assert_eq!(format_float_f(f64::INFINITY), "+Inf");
     }
 }
+
+/// Go's `strconv.FormatFloat(v, 'E', -1, 64)`: shortest digits, always in
+/// exponent form with an upper-case `E` and at least two exponent digits
+/// (`1E+00`, `2.5E-07`), as promtool prints sample values.
+pub fn format_float_e_upper(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = match sci.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (sci.as_str(), 0),
+    };
+    format!("{mantissa}E{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+}
+
+#[cfg(test)]
+mod format_e_tests {
+    #[test]
+    fn upper_e_is_shortest_with_two_digit_exponent() {
+        use super::format_float_e_upper as e;
+        assert_eq!(e(1.0), "1E+00");
+        assert_eq!(e(0.5), "5E-01");
+        assert_eq!(e(1234.5), "1.2345E+03");
+        assert_eq!(e(-2.5e-7), "-2.5E-07");
+        assert_eq!(e(1e100), "1E+100");
+        assert_eq!(e(0.0), "0E+00");
+        assert_eq!(e(f64::INFINITY), "+Inf");
+    }
+}

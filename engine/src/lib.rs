@@ -5,14 +5,17 @@
 //! playground all run this same crate; it builds for the native target and for
 //! `wasm32-unknown-unknown`.
 
+pub mod duration;
 pub mod exposition;
 pub mod gofmt;
 pub mod labels;
 pub mod matcher;
 pub mod notation;
 pub mod promql;
+pub mod rules;
 pub mod sample;
 pub mod storage;
+pub mod yaml;
 
 pub use labels::{Label, Labels};
 pub use matcher::{MatchOp, Matcher};

@@ -1,8 +1,10 @@
 //! `tocsin`: the tocsin service and command-line tool.
 
+mod cli;
+
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// tocsin: an alert-rule and metrics engine. Evaluates Prometheus rule files and
 /// rules written in Rust (compiled to WebAssembly) and sends alerts to
@@ -18,13 +20,74 @@ struct Cli {
 enum Command {
     /// Run the service (the default when no command is given).
     Serve,
+    /// Unit-test rules (a drop-in for `promtool test rules`).
+    #[command(subcommand)]
+    Test(TestCommand),
+    /// Validate rule files or a configuration file.
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Run rule unit-test files in promtool's format. Exit code 0 when every
+    /// test passes, 1 when any fails.
+    Rules(TestRulesArgs),
+}
+
+#[derive(Args)]
+struct TestRulesArgs {
+    /// Unit-test files (YAML with rule_files, input_series, alert_rule_test,
+    /// promql_expr_test).
+    #[arg(required = true)]
+    files: Vec<String>,
+    /// Only run test groups whose name matches this regular expression. May be
+    /// given several times.
+    #[arg(long, value_name = "REGEX")]
+    run: Vec<String>,
+    /// Ignore unknown fields in the rule files (for rule files that carry extra
+    /// metadata). The test files themselves stay strict.
+    #[arg(long)]
+    ignore_unknown_fields: bool,
+    /// Also write the results as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Check rule files for errors: YAML, unknown fields, PromQL, templates,
+    /// names, durations. Every error is reported with file:line:column.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// Ignore unknown fields in the rule files.
+        #[arg(long)]
+        ignore_unknown_fields: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve) {
+    let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             eprintln!("tocsin serve: the service is not built yet in this version");
+            Ok(ExitCode::from(2))
+        }
+        Command::Test(TestCommand::Rules(a)) => cli::test_rules::run(cli::test_rules::Args {
+            files: a.files,
+            run: a.run,
+            ignore_unknown_fields: a.ignore_unknown_fields,
+            junit: a.junit,
+        }),
+        Command::Check(CheckCommand::Rules { files, ignore_unknown_fields }) => {
+            Ok(cli::check::rules(&files, ignore_unknown_fields))
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }

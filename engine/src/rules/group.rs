@@ -1,0 +1,387 @@
+//! Evaluating a rule group, exactly as Prometheus's `Group.Eval` does: rules in
+//! order, each seeing the earlier results of the same cycle; results written
+//! to storage; vanished outputs marked stale; per-rule health.
+
+use std::collections::HashSet;
+
+use super::template_shim::{self as templates, QuerySample, TemplateData, TemplateQuerier};
+use crate::labels::{Labels, METRIC_NAME};
+use crate::promql::{Engine, InstantSample, Value};
+use crate::sample::STALE_NAN;
+use crate::storage::{AppendError, Head, Queryable};
+
+use super::alerting::{ALERT_NAME_LABEL, Alert, AlertingState, Candidate};
+use super::file::{GroupSpec, RuleExpr, RuleKind, RuleSpec};
+
+/// Prometheus's default `--rules.alert.resend-delay`.
+pub const DEFAULT_RESEND_DELAY_MS: i64 = 60_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleHealth {
+    Unknown,
+    Ok,
+    Err,
+}
+
+impl RuleHealth {
+    /// As Prometheus's rules API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleHealth::Unknown => "unknown",
+            RuleHealth::Ok => "ok",
+            RuleHealth::Err => "err",
+        }
+    }
+}
+
+/// Runs a `wasm:` rule. The host implements it on wasmtime, the playground on
+/// the browser's WebAssembly; without one, `wasm:` rules report an error.
+pub trait WasmRunner {
+    /// Evaluates `module` at `ts` and returns its output samples.
+    fn evaluate(
+        &mut self,
+        rule: &RuleSpec,
+        module: &str,
+        ts: i64,
+        storage: &dyn Queryable,
+    ) -> Result<Vec<InstantSample>, String>;
+}
+
+/// Everything a group evaluation needs from outside. Time comes in as `ts`;
+/// the optional clock only measures how long rules take (the host passes a
+/// monotonic one; tests and the playground need none).
+pub struct EvalEnv<'a> {
+    pub engine: &'a Engine,
+    pub head: &'a Head,
+    pub external_labels: &'a Labels,
+    pub external_url: &'a str,
+    pub resend_delay_ms: i64,
+    pub wasm: Option<&'a mut dyn WasmRunner>,
+    pub clock_ns: Option<&'a dyn Fn() -> u64>,
+}
+
+/// One rule's state across evaluations.
+#[derive(Clone, Debug)]
+pub struct RuleState {
+    pub spec: RuleSpec,
+    /// `spec.labels` as a label set.
+    pub labels: Labels,
+    pub health: RuleHealth,
+    pub last_error: Option<String>,
+    pub last_eval_ms: Option<i64>,
+    pub eval_duration_ns: u64,
+    /// Alert instances, for alerting rules.
+    pub alerts: AlertingState,
+    /// Result samples storage refused in the last evaluation.
+    pub discarded: Discarded,
+    /// Series written by the last successful evaluation (to mark stale).
+    written: HashSet<Labels>,
+}
+
+/// Alerts of one rule that would go to Alertmanager after an evaluation.
+#[derive(Clone, Debug)]
+pub struct Notification {
+    pub rule_index: usize,
+    pub alerts: Vec<Alert>,
+}
+
+/// A group and the state of its rules.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub name: String,
+    pub file: String,
+    pub interval_ms: i64,
+    pub query_offset_ms: i64,
+    pub limit: usize,
+    pub rules: Vec<RuleState>,
+}
+
+/// Counts of result samples storage refused in one evaluation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Discarded {
+    pub out_of_order: usize,
+    pub duplicates: usize,
+    pub too_old: usize,
+}
+
+impl Group {
+    /// `default_interval_ms` applies when the group sets no `interval`.
+    pub fn new(
+        file: &str,
+        spec: &GroupSpec,
+        default_interval_ms: i64,
+        default_query_offset_ms: i64,
+    ) -> Self {
+        Group {
+            name: spec.name.clone(),
+            file: file.to_owned(),
+            interval_ms: spec.interval_ms.unwrap_or(default_interval_ms),
+            query_offset_ms: spec.query_offset_ms.unwrap_or(default_query_offset_ms),
+            limit: spec.limit,
+            rules: spec
+                .rules
+                .iter()
+                .map(|r| RuleState {
+                    labels: Labels::from_pairs(&r.labels),
+                    spec: r.clone(),
+                    health: RuleHealth::Unknown,
+                    last_error: None,
+                    last_eval_ms: None,
+                    eval_duration_ns: 0,
+                    alerts: AlertingState::default(),
+                    discarded: Discarded::default(),
+                    written: HashSet::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Prometheus's group hash (of `name` and `file`), which places the
+    /// group's evaluations within its interval so groups don't all start at once.
+    pub fn hash(&self) -> u64 {
+        Labels::from_pairs(&[("file", self.file.as_str()), ("name", self.name.as_str())])
+            .stable_hash()
+    }
+
+    /// The evaluation slot at or before `now_ms`: Prometheus's
+    /// `EvalTimestamp`, offset within the interval by the group's hash.
+    pub fn eval_timestamp(&self, now_ms: i64) -> i64 {
+        let interval_ns = (self.interval_ms.max(1) as i128) * 1_000_000;
+        let offset = (self.hash() as i128) % interval_ns;
+        let adj = now_ms as i128 * 1_000_000 - offset;
+        let base = adj - adj.rem_euclid(interval_ns);
+        ((base + offset) / 1_000_000) as i64
+    }
+
+    /// Evaluates every rule at `ts` (ms), writing results into `env.head`.
+    /// Returns the alerts that would be sent to Alertmanager.
+    pub fn eval(&mut self, ts: i64, env: &mut EvalEnv<'_>) -> Vec<Notification> {
+        let mut notifications = Vec::new();
+        for i in 0..self.rules.len() {
+            let started = env.clock_ns.map(|c| c());
+            let outcome = self.eval_rule(i, ts, env);
+            let rule = &mut self.rules[i];
+            rule.last_eval_ms = Some(ts);
+            if let (Some(c), Some(s)) = (env.clock_ns, started) {
+                rule.eval_duration_ns = c().saturating_sub(s);
+            }
+            match outcome {
+                Err(e) => {
+                    rule.health = RuleHealth::Err;
+                    rule.last_error = Some(e);
+                }
+                Ok(vector) => {
+                    rule.health = RuleHealth::Ok;
+                    rule.last_error = None;
+                    if rule.spec.is_alert() {
+                        let sent =
+                            rule.alerts.take_to_send(ts, env.resend_delay_ms, self.interval_ms);
+                        if !sent.is_empty() {
+                            notifications.push(Notification { rule_index: i, alerts: sent });
+                        }
+                    }
+                    self.write(i, ts, vector, env.head);
+                }
+            }
+        }
+        notifications
+    }
+
+    fn write(&mut self, i: usize, ts: i64, vector: Vec<InstantSample>, head: &Head) {
+        let rule = &mut self.rules[i];
+        let mut written = HashSet::with_capacity(vector.len());
+        let mut discarded = Discarded::default();
+        let mut first_error = None;
+        for s in vector {
+            match head.append_labels(&s.labels, s.t, s.v) {
+                Ok(()) => {
+                    written.insert(s.labels);
+                }
+                Err(e) => {
+                    match e {
+                        AppendError::OutOfOrder { .. } => discarded.out_of_order += 1,
+                        AppendError::Duplicate { .. } => discarded.duplicates += 1,
+                        AppendError::OutOfBounds { .. } | AppendError::SeriesRemoved => {
+                            discarded.too_old += 1
+                        }
+                    }
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            rule.health = RuleHealth::Err;
+            rule.last_error = Some(e.to_string());
+        }
+        // Series the rule no longer produces get a staleness marker, at the
+        // (offset) time the rule's results are written.
+        let stale_t = ts - self.query_offset_ms;
+        for gone in rule.written.difference(&written) {
+            // Refusals are expected when another rule writes the same series.
+            let _ = head.append_labels(gone, stale_t, STALE_NAN);
+        }
+        rule.written = written;
+        rule.discarded = discarded;
+    }
+
+    fn eval_rule(
+        &mut self,
+        i: usize,
+        ts: i64,
+        env: &mut EvalEnv<'_>,
+    ) -> Result<Vec<InstantSample>, String> {
+        let query_ts = ts - self.query_offset_ms;
+        let limit = self.limit;
+        let rule = &mut self.rules[i];
+        let samples = match &rule.spec.expr {
+            RuleExpr::PromQL { expr, .. } => query_vector(env.engine, env.head, expr, query_ts)?,
+            RuleExpr::Wasm { module, .. } => match env.wasm.as_deref_mut() {
+                Some(w) => w.evaluate(&rule.spec, module, query_ts, env.head)?,
+                None => {
+                    return Err(format!(
+                        "wasm rule {:?}: no WebAssembly runtime is attached to this evaluation",
+                        module
+                    ));
+                }
+            },
+        };
+        match &rule.spec.kind {
+            RuleKind::Record => record(&rule.spec.name, &rule.labels, samples, limit),
+            RuleKind::Alert { for_ms, keep_firing_for_ms, annotations } => {
+                let mut querier = EngineQuerier { engine: env.engine, storage: env.head };
+                let candidates = alert_candidates(
+                    &rule.spec.name,
+                    &rule.spec.labels,
+                    annotations,
+                    samples,
+                    env.external_labels,
+                    env.external_url,
+                    ts,
+                    &mut querier,
+                );
+                let out = rule.alerts.step(
+                    &rule.spec.name,
+                    &rule.labels,
+                    candidates,
+                    ts,
+                    self.query_offset_ms,
+                    *for_ms,
+                    *keep_firing_for_ms,
+                    limit,
+                )?;
+                Ok(out.series)
+            }
+        }
+    }
+}
+
+/// Runs a rule's expression as Prometheus's rule query function does: a
+/// scalar becomes one sample with no labels, strings and matrices are errors.
+pub fn query_vector(
+    engine: &Engine,
+    storage: &dyn Queryable,
+    expr: &crate::promql::Expr,
+    t: i64,
+) -> Result<Vec<InstantSample>, String> {
+    let res = engine.instant_expr(storage, expr, t).map_err(|e| e.to_string())?;
+    match res.value {
+        Value::Vector(v) => Ok(v),
+        Value::Scalar { t, v } => Ok(vec![InstantSample { labels: Labels::empty(), t, v }]),
+        _ => Err("rule result is not a vector or scalar".into()),
+    }
+}
+
+/// A recording rule's output: the record name and rule labels set on each sample.
+fn record(
+    name: &str,
+    rule_labels: &Labels,
+    samples: Vec<InstantSample>,
+    limit: usize,
+) -> Result<Vec<InstantSample>, String> {
+    let mut out = Vec::with_capacity(samples.len());
+    let mut seen = HashSet::with_capacity(samples.len());
+    for s in samples {
+        let mut b = s.labels.builder();
+        b.set(METRIC_NAME, name);
+        for l in rule_labels.iter() {
+            b.set(l.name.clone(), l.value.clone());
+        }
+        let labels = b.labels();
+        if !seen.insert(labels.clone()) {
+            return Err(
+                "vector contains metrics with the same labelset after applying rule labels".into(),
+            );
+        }
+        out.push(InstantSample { labels, t: s.t, v: s.v });
+    }
+    if limit > 0 && out.len() > limit {
+        return Err(format!("exceeded limit of {limit} with {} series", out.len()));
+    }
+    Ok(out)
+}
+
+/// Expands labels and annotations for each output sample of an alerting rule.
+#[allow(clippy::too_many_arguments)]
+fn alert_candidates(
+    alert_name: &str,
+    rule_labels: &[(String, String)],
+    annotations: &[(String, String)],
+    samples: Vec<InstantSample>,
+    external_labels: &Labels,
+    external_url: &str,
+    ts: i64,
+    querier: &mut dyn TemplateQuerier,
+) -> Vec<Candidate> {
+    let template_name = format!("__alert_{alert_name}");
+    let ext: Vec<(String, String)> =
+        external_labels.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect();
+    samples
+        .into_iter()
+        .map(|s| {
+            let data = TemplateData {
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.to_string(), l.value.to_string()))
+                    .collect(),
+                external_labels: ext.clone(),
+                external_url: external_url.to_owned(),
+                value: s.v,
+            };
+            let mut expand = |text: &str| {
+                templates::expand_or_error_text(&template_name, text, &data, ts, querier)
+            };
+            let mut b = s.labels.builder();
+            b.del(METRIC_NAME);
+            for (k, v) in rule_labels {
+                b.set(k.as_str(), expand(v));
+            }
+            b.set(ALERT_NAME_LABEL, alert_name);
+            let annotations = annotations.iter().map(|(k, v)| (k.clone(), expand(v))).collect();
+            Candidate { labels: b.labels(), annotations, value: s.v }
+        })
+        .collect()
+}
+
+/// The `query` template function, answered by the engine over storage.
+struct EngineQuerier<'a> {
+    engine: &'a Engine,
+    storage: &'a dyn Queryable,
+}
+
+impl TemplateQuerier for EngineQuerier<'_> {
+    fn query(&mut self, expr: &str, ts_ms: i64) -> Result<Vec<QuerySample>, String> {
+        let parsed = crate::promql::parse(expr).map_err(|e| e.to_string())?;
+        let v = query_vector(self.engine, self.storage, &parsed, ts_ms)?;
+        Ok(v.into_iter()
+            .map(|s| QuerySample {
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.to_string(), l.value.to_string()))
+                    .collect(),
+                value: s.v,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,16 @@
+//! Rule files, rule-group evaluation with Prometheus's alert state machine,
+//! and rule unit tests in promtool's format. All pure: time comes in as an
+//! argument, storage is the engine's head, files come through a trait.
+
+pub mod alerting;
+pub mod file;
+pub mod group;
+mod template_shim;
+pub mod unittest;
+
+pub use alerting::{Alert, AlertState, AlertingState};
+pub use file::{
+    GroupSpec, ParseOptions, RuleExpr, RuleFile, RuleFileError, RuleKind, RuleSpec, parse_rule_file,
+};
+pub use group::{EvalEnv, Group, Notification, RuleHealth, RuleState, WasmRunner};
+pub use unittest::{TestFileReport, TestFiles, UnitTestOptions, run_test_file};

@@ -1,0 +1,700 @@
+//! Rule unit tests in `promtool test rules` format, with promtool's semantics
+//! and failure text, so existing test files give the same verdicts.
+//!
+//! File access goes through [`TestFiles`]: the CLI reads the filesystem, the
+//! playground an in-memory set of files.
+
+use std::collections::HashMap;
+
+use regex::Regex;
+
+use crate::duration::{format_duration, format_go_duration, parse_duration};
+use crate::gofmt;
+use crate::labels::{Label, Labels};
+use crate::notation;
+use crate::promql::{Engine, EngineOptions};
+use crate::sample::Sample;
+use crate::storage::Head;
+use crate::yaml::{self, Fields, Node, YamlError};
+
+use super::alerting::{ALERT_NAME_LABEL, AlertState};
+use super::file::{ParseOptions, parse_rule_file};
+use super::group::{DEFAULT_RESEND_DELAY_MS, EvalEnv, Group};
+
+/// Where test and rule files come from.
+pub trait TestFiles {
+    fn read(&self, path: &str) -> Result<String, String>;
+    /// Expands a `rule_files` pattern (which may be a glob) to paths, sorted.
+    fn glob(&self, pattern: &str) -> Result<Vec<String>, String>;
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UnitTestOptions {
+    /// Only test groups whose name matches run (promtool's `--run`, joined by `|`).
+    pub run: Option<Regex>,
+    /// Ignore unknown fields in rule files (`--ignore-unknown-fields`).
+    pub ignore_unknown_fields: bool,
+}
+
+/// The outcome of one test file.
+#[derive(Clone, Debug, Default)]
+pub struct TestFileReport {
+    pub file: String,
+    pub warnings: Vec<String>,
+    /// Errors that stopped the whole file (unreadable, invalid YAML).
+    pub errors: Vec<String>,
+    pub groups: Vec<GroupReport>,
+}
+
+#[derive(Clone, Debug)]
+pub struct GroupReport {
+    pub name: String,
+    /// promtool-format failure messages; empty when the group passed.
+    pub failures: Vec<String>,
+}
+
+impl TestFileReport {
+    pub fn passed(&self) -> bool {
+        self.errors.is_empty() && self.groups.iter().all(|g| g.failures.is_empty())
+    }
+
+    /// Every failure message, file errors first, in promtool's order.
+    pub fn all_failures(&self) -> Vec<String> {
+        let mut out = self.errors.clone();
+        for g in &self.groups {
+            out.extend(g.failures.iter().cloned());
+        }
+        out
+    }
+}
+
+// ---- the test file format -------------------------------------------------
+
+struct TestFile {
+    rule_files: Vec<String>,
+    evaluation_interval_ms: i64,
+    group_eval_order: Vec<String>,
+    tests: Vec<TestGroup>,
+    fuzzy_compare: bool,
+}
+
+struct TestGroup {
+    interval_ms: i64,
+    input_series: Vec<(String, String, yaml::Pos)>,
+    alert_rule_test: Vec<AlertTestCase>,
+    promql_expr_test: Vec<PromqlTestCase>,
+    external_labels: Labels,
+    external_url: String,
+    name: String,
+    start_ms: i64,
+}
+
+struct AlertTestCase {
+    eval_time_ms: i64,
+    alertname: String,
+    exp_alerts: Vec<(Labels, Labels)>,
+}
+
+struct PromqlTestCase {
+    expr: String,
+    eval_time_ms: i64,
+    exp_samples: Vec<ExpSample>,
+}
+
+struct ExpSample {
+    labels: String,
+    value: f64,
+    histogram: String,
+}
+
+fn duration_node(n: &Node) -> Result<i64, YamlError> {
+    let s = n.as_string()?;
+    parse_duration(&s).map_err(|e| YamlError::new(n.pos, e))
+}
+
+fn string_map_labels(n: &Node) -> Result<Labels, YamlError> {
+    let pairs: Vec<Label> =
+        n.as_string_map()?.into_iter().map(|(k, v, _)| Label::new(k, v)).collect();
+    Ok(Labels::new(pairs))
+}
+
+fn parse_test_file(text: &str) -> Result<TestFile, YamlError> {
+    let doc = yaml::parse(text)?;
+    let root = doc.root.unwrap_or(Node {
+        kind: yaml::NodeKind::Map(Vec::new()),
+        pos: yaml::Pos { line: 1, col: 1 },
+    });
+    const TOP: &[&str] =
+        &["rule_files", "evaluation_interval", "group_eval_order", "tests", "fuzzy_compare"];
+    let f = Fields::new(&root, "unit test file", TOP, false)?;
+    let rule_files = f.get("rule_files").map(Node::as_string_seq).transpose()?.unwrap_or_default();
+    let evaluation_interval_ms = match f.get("evaluation_interval") {
+        Some(n) if !n.is_null() => duration_node(n)?,
+        _ => 0,
+    };
+    let group_eval_order =
+        f.get("group_eval_order").map(Node::as_string_seq).transpose()?.unwrap_or_default();
+    let fuzzy_compare = f.get("fuzzy_compare").map(Node::as_bool).transpose()?.unwrap_or(false);
+    let mut tests = Vec::new();
+    for t in f.get("tests").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
+        tests.push(parse_test_group(t)?);
+    }
+    Ok(TestFile {
+        rule_files,
+        evaluation_interval_ms: if evaluation_interval_ms == 0 {
+            60_000
+        } else {
+            evaluation_interval_ms
+        },
+        group_eval_order,
+        tests,
+        fuzzy_compare,
+    })
+}
+
+fn parse_test_group(n: &Node) -> Result<TestGroup, YamlError> {
+    const FIELDS: &[&str] = &[
+        "interval",
+        "input_series",
+        "alert_rule_test",
+        "promql_expr_test",
+        "external_labels",
+        "external_url",
+        "name",
+        "start_timestamp",
+    ];
+    let f = Fields::new(n, "test group", FIELDS, false)?;
+    let interval_ms = match f.get("interval") {
+        Some(n) if !n.is_null() => duration_node(n)?,
+        _ => 0,
+    };
+    let mut input_series = Vec::new();
+    for s in f.get("input_series").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
+        let sf = Fields::new(s, "input series", &["series", "values"], false)?;
+        input_series.push((sf.string("series")?, sf.string("values")?, s.pos));
+    }
+    let mut alert_rule_test = Vec::new();
+    for a in f.get("alert_rule_test").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
+        let af =
+            Fields::new(a, "alert test case", &["eval_time", "alertname", "exp_alerts"], false)?;
+        let eval_time_ms = af.get("eval_time").map(duration_node).transpose()?.unwrap_or(0);
+        let mut exp_alerts = Vec::new();
+        for e in af.get("exp_alerts").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
+            let ef = Fields::new(e, "expected alert", &["exp_labels", "exp_annotations"], false)?;
+            let labels =
+                ef.get("exp_labels").map(string_map_labels).transpose()?.unwrap_or_default();
+            let ann =
+                ef.get("exp_annotations").map(string_map_labels).transpose()?.unwrap_or_default();
+            exp_alerts.push((labels, ann));
+        }
+        alert_rule_test.push(AlertTestCase {
+            eval_time_ms,
+            alertname: af.string("alertname")?,
+            exp_alerts,
+        });
+    }
+    let mut promql_expr_test = Vec::new();
+    for p in f.get("promql_expr_test").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
+        let pf = Fields::new(p, "PromQL test case", &["expr", "eval_time", "exp_samples"], false)?;
+        let eval_time_ms = pf.get("eval_time").map(duration_node).transpose()?.unwrap_or(0);
+        let mut exp_samples = Vec::new();
+        for s in pf.get("exp_samples").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
+            let sf = Fields::new(s, "expected sample", &["labels", "value", "histogram"], false)?;
+            exp_samples.push(ExpSample {
+                labels: sf.string("labels")?,
+                value: sf.get("value").map(Node::as_f64).transpose()?.unwrap_or(0.0),
+                histogram: sf.string("histogram")?,
+            });
+        }
+        promql_expr_test.push(PromqlTestCase {
+            expr: pf.string("expr")?,
+            eval_time_ms,
+            exp_samples,
+        });
+    }
+    let external_labels =
+        f.get("external_labels").map(string_map_labels).transpose()?.unwrap_or_default();
+    let start_ms = match f.get("start_timestamp") {
+        Some(n) if !n.is_null() => {
+            let s = n.as_string()?;
+            parse_time(&s).map_err(|e| YamlError::new(n.pos, e))?
+        }
+        _ => 0,
+    };
+    Ok(TestGroup {
+        interval_ms,
+        input_series,
+        alert_rule_test,
+        promql_expr_test,
+        external_labels,
+        external_url: f.string("external_url")?,
+        name: f.string("name")?,
+        start_ms,
+    })
+}
+
+/// promtool's `parseTime`: Unix seconds (fractions allowed) or RFC 3339.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.parse::<f64>()
+        && secs.is_finite()
+    {
+        return Ok((secs * 1000.0).round() as i64);
+    }
+    parse_rfc3339(s).ok_or_else(|| format!("cannot parse {} to a valid timestamp", gofmt::quote(s)))
+}
+
+/// `2006-01-02T15:04:05(.frac)?(Z|±hh:mm)` to ms since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) { t.parse().ok() } else { None }
+    };
+    let (y, mo, d, h, mi, sec) =
+        (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[13] != b':'
+        || b[16] != b':'
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac_ms = 0i64;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = s.get(start..i)?;
+        if digits.is_empty() {
+            return None;
+        }
+        let padded = format!("{digits:0<3}");
+        frac_ms = padded.get(..3)?.parse().ok()?;
+    }
+    let tz = s.get(i..)?;
+    let offset_min = match tz {
+        "Z" | "z" => 0,
+        _ => {
+            let tb = tz.as_bytes();
+            if tb.len() != 6 || tb[3] != b':' || !matches!(tb[0], b'+' | b'-') {
+                return None;
+            }
+            let oh: i64 = tz.get(1..3)?.parse().ok()?;
+            let om: i64 = tz.get(4..6)?.parse().ok()?;
+            let m = oh * 60 + om;
+            if tb[0] == b'-' { -m } else { m }
+        }
+    };
+    // Days from the civil date (proleptic Gregorian), Howard Hinnant's method.
+    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    Some(secs * 1000 + frac_ms)
+}
+
+// ---- running --------------------------------------------------------------
+
+fn dir_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(i) => &path[..i],
+        None => ".",
+    }
+}
+
+fn join(dir: &str, rel: &str) -> String {
+    if rel.starts_with('/') || dir == "." { rel.to_owned() } else { format!("{dir}/{rel}") }
+}
+
+/// Runs one test file.
+pub fn run_test_file(path: &str, files: &dyn TestFiles, opts: &UnitTestOptions) -> TestFileReport {
+    let mut report = TestFileReport { file: path.to_owned(), ..Default::default() };
+    let text = match files.read(path) {
+        Ok(t) => t,
+        Err(e) => {
+            report.errors.push(e);
+            return report;
+        }
+    };
+    let tf = match parse_test_file(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            report.errors.push(format!("{path}:{e}"));
+            return report;
+        }
+    };
+    let mut rule_paths = Vec::new();
+    for rf in &tf.rule_files {
+        if rf.is_empty() {
+            continue;
+        }
+        let pattern = join(dir_of(path), rf);
+        match files.glob(&pattern) {
+            Ok(m) if m.is_empty() => {
+                report.warnings.push(format!("no file match pattern {pattern}"))
+            }
+            Ok(m) => rule_paths.extend(m),
+            Err(e) => {
+                report.errors.push(e);
+                return report;
+            }
+        }
+    }
+    let mut order: HashMap<&str, usize> = HashMap::new();
+    for (i, g) in tf.group_eval_order.iter().enumerate() {
+        if order.insert(g.as_str(), i).is_some() {
+            report.errors.push(format!("group name repeated in evaluation order: {g}"));
+            return report;
+        }
+    }
+    for (i, tg) in tf.tests.iter().enumerate() {
+        if let Some(run) = &opts.run
+            && !run.is_match(&tg.name)
+        {
+            continue;
+        }
+        let name = if tg.name.is_empty() { format!("unnamed#{i}") } else { tg.name.clone() };
+        let failures = run_group(tg, &tf, &rule_paths, &order, files, opts);
+        report.groups.push(GroupReport { name, failures });
+    }
+    report
+}
+
+struct InputSeries {
+    labels: Labels,
+    samples: Vec<Sample>,
+    next: usize,
+}
+
+fn run_group(
+    tg: &TestGroup,
+    tf: &TestFile,
+    rule_paths: &[String],
+    order: &HashMap<&str, usize>,
+    files: &dyn TestFiles,
+    opts: &UnitTestOptions,
+) -> Vec<String> {
+    let eval_interval = tf.evaluation_interval_ms;
+    let interval = if tg.interval_ms == 0 { eval_interval } else { tg.interval_ms };
+
+    // Input series, loaded lazily as promtool does: before each evaluation at
+    // `ts`, every sample at or before `ts`.
+    let mut inputs = Vec::new();
+    for (series, values, _pos) in &tg.input_series {
+        let desc = match notation::parse_series(&format!("{series} {values}")) {
+            Ok(d) => d,
+            Err(e) => {
+                return vec![format!(
+                    "error in input_series {}: {e}",
+                    gofmt::quote(&format!("{series} {values}"))
+                )];
+            }
+        };
+        match desc.float_samples(tg.start_ms, interval) {
+            Ok(samples) => inputs.push(InputSeries { labels: desc.labels, samples, next: 0 }),
+            Err(e) => return vec![format!("error in input_series: {e}")],
+        }
+    }
+
+    let mut groups = Vec::new();
+    for p in rule_paths {
+        let text = match files.read(p) {
+            Ok(t) => t,
+            Err(e) => return vec![e],
+        };
+        let parsed = parse_rule_file(
+            p,
+            &text,
+            ParseOptions { ignore_unknown_fields: opts.ignore_unknown_fields },
+        );
+        match parsed {
+            Ok(rf) => groups.extend(rf.groups.iter().map(|g| Group::new(p, g, interval, 0))),
+            Err(errs) => return errs.iter().map(ToString::to_string).collect(),
+        }
+    }
+    groups.sort_by_key(|g| order.get(g.name.as_str()).copied().unwrap_or(0));
+
+    let mut alert_times: Vec<i64> = Vec::new();
+    for a in &tg.alert_rule_test {
+        if a.alertname.is_empty() {
+            let in_group = if tg.name.is_empty() {
+                String::new()
+            } else {
+                format!(" (in TestGroup {})", tg.name)
+            };
+            return vec![format!(
+                "an item under alert_rule_test misses required attribute alertname at eval_time {}{in_group}",
+                format_duration(a.eval_time_ms)
+            )];
+        }
+        alert_times.push(a.eval_time_ms);
+    }
+    alert_times.sort_unstable();
+    alert_times.dedup();
+
+    let engine = Engine::new(EngineOptions {
+        default_subquery_step_ms: eval_interval,
+        ..EngineOptions::default()
+    });
+    let head = Head::default();
+    let mint = tg.start_ms;
+    let max_eval = tg
+        .alert_rule_test
+        .iter()
+        .map(|a| a.eval_time_ms)
+        .chain(tg.promql_expr_test.iter().map(|p| p.eval_time_ms))
+        .max()
+        .unwrap_or(0);
+    let maxt = mint + max_eval;
+    let fuzzy = tf.fuzzy_compare;
+
+    let mut errs = Vec::new();
+    let mut curr = 0;
+    let mut ts = mint;
+    while ts <= maxt {
+        for s in inputs.iter_mut() {
+            while let Some(smp) = s.samples.get(s.next) {
+                if smp.t > ts {
+                    break;
+                }
+                let _ = head.append_labels(&s.labels, smp.t, smp.v);
+                s.next += 1;
+            }
+        }
+        let mut eval_errs = Vec::new();
+        for g in groups.iter_mut() {
+            let mut env = EvalEnv {
+                engine: &engine,
+                head: &head,
+                external_labels: &tg.external_labels,
+                external_url: &tg.external_url,
+                resend_delay_ms: DEFAULT_RESEND_DELAY_MS,
+                wasm: None,
+                clock_ns: None,
+            };
+            g.eval(ts, &mut env);
+            for r in &g.rules {
+                if let Some(e) = &r.last_error {
+                    eval_errs.push(format!(
+                        "    rule: {}, time: {}, err: {e}",
+                        r.spec.name,
+                        format_go_duration(ts)
+                    ));
+                }
+            }
+        }
+        if !eval_errs.is_empty() {
+            errs.extend(eval_errs);
+            return errs;
+        }
+
+        while curr < alert_times.len()
+            && ts - mint <= alert_times[curr]
+            && alert_times[curr] < ts + eval_interval - mint
+        {
+            let t = alert_times[curr];
+            for case in tg.alert_rule_test.iter().filter(|c| c.eval_time_ms == t) {
+                let mut got: Vec<(Labels, Labels)> = Vec::new();
+                for g in &groups {
+                    for r in g
+                        .rules
+                        .iter()
+                        .filter(|r| r.spec.is_alert() && r.spec.name == case.alertname)
+                    {
+                        for a in r.alerts.active_alerts().filter(|a| a.state == AlertState::Firing)
+                        {
+                            got.push((a.labels.clone(), Labels::from_pairs(&a.annotations)));
+                        }
+                    }
+                }
+                let mut exp: Vec<(Labels, Labels)> = case
+                    .exp_alerts
+                    .iter()
+                    .map(|(l, a)| {
+                        let mut b = l.builder();
+                        b.set(ALERT_NAME_LABEL, case.alertname.as_str());
+                        (b.labels(), a.clone())
+                    })
+                    .collect();
+                got.sort();
+                exp.sort();
+                if got != exp {
+                    let test_name = if tg.name.is_empty() {
+                        String::new()
+                    } else {
+                        format!("    name: {},\n", tg.name)
+                    };
+                    errs.push(format!(
+                        "{test_name}    alertname: {}, time: {}, \n        exp:{}, \n        got:{}",
+                        case.alertname,
+                        format_duration(t),
+                        indent_lines(&alerts_string(&exp), "            "),
+                        indent_lines(&alerts_string(&got), "            "),
+                    ));
+                }
+            }
+            curr += 1;
+        }
+        ts += eval_interval;
+    }
+
+    'cases: for case in &tg.promql_expr_test {
+        let at = mint + case.eval_time_ms;
+        let time = format_duration(case.eval_time_ms);
+        let got = crate::promql::parse(&case.expr)
+            .map_err(|e| e.to_string())
+            .and_then(|e| super::group::query_vector(&engine, &head, &e, at));
+        let mut got: Vec<(Labels, f64)> = match got {
+            Ok(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
+            Err(e) => {
+                errs.push(format!(
+                    "    expr: {}, time: {time}, err: {e}",
+                    gofmt::quote(&case.expr)
+                ));
+                continue;
+            }
+        };
+        let mut exp = Vec::new();
+        for s in &case.exp_samples {
+            // An empty `labels:` is the empty label set (a scalar's result).
+            let metric = if s.labels.trim().is_empty() {
+                Ok(Labels::empty())
+            } else {
+                notation::parse_metric(&s.labels).map_err(|e| e.to_string())
+            };
+            let parsed = metric.and_then(|l| {
+                if s.histogram.is_empty() {
+                    Ok(l)
+                } else {
+                    Err("native histograms are not supported yet".to_owned())
+                }
+            });
+            match parsed {
+                Ok(l) => exp.push((l, s.value)),
+                Err(e) => {
+                    errs.push(format!(
+                        "    expr: {}, time: {time}, err: labels {}: {e}",
+                        gofmt::quote(&case.expr),
+                        gofmt::quote(&s.labels)
+                    ));
+                    continue 'cases;
+                }
+            }
+        }
+        exp.sort_by(|a, b| a.0.cmp(&b.0));
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let equal = exp.len() == got.len()
+            && exp.iter().zip(&got).all(|(e, g)| e.0 == g.0 && floats_equal(e.1, g.1, fuzzy));
+        if !equal {
+            errs.push(format!(
+                "    expr: {}, time: {time},\n        exp: {}\n        got: {}",
+                gofmt::quote(&case.expr),
+                samples_string(&exp),
+                samples_string(&got)
+            ));
+        }
+    }
+    errs
+}
+
+/// promtool compares with `==` (so NaN never equals NaN), or within one ULP
+/// when `fuzzy_compare` is on.
+fn floats_equal(x: f64, y: f64, fuzzy: bool) -> bool {
+    if x == y {
+        return true;
+    }
+    fuzzy && (next_after(x, f64::NEG_INFINITY) == y || next_after(x, f64::INFINITY) == y)
+}
+
+fn next_after(x: f64, toward: f64) -> f64 {
+    if x.is_nan() || toward.is_nan() {
+        return f64::NAN;
+    }
+    if x == toward {
+        return x;
+    }
+    if x == 0.0 {
+        return f64::from_bits(1).copysign(toward);
+    }
+    let bits = x.to_bits();
+    let up = (toward > x) == (x > 0.0);
+    f64::from_bits(if up { bits + 1 } else { bits - 1 })
+}
+
+fn samples_string(s: &[(Labels, f64)]) -> String {
+    if s.is_empty() {
+        return "nil".into();
+    }
+    s.iter()
+        .map(|(l, v)| format!("{l} {}", gofmt::format_float_e_upper(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn alerts_string(la: &[(Labels, Labels)]) -> String {
+    if la.is_empty() {
+        return "[]".into();
+    }
+    let mut s = String::from("[\n");
+    for (i, (l, a)) in la.iter().enumerate() {
+        if i > 0 {
+            s.push_str(",\n");
+        }
+        s.push_str(&format!("{i}:"));
+        s.push_str(&indent_lines(&format!("\nLabels:{l}\nAnnotations:{a}"), "  "));
+    }
+    s.push_str("\n]");
+    s
+}
+
+/// Prefixes every line but the first with `indent`, as promtool's indentLines.
+fn indent_lines(lines: &str, indent: &str) -> String {
+    lines.split('\n').collect::<Vec<_>>().join(&format!("\n{indent}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_and_unix_times() {
+        assert_eq!(parse_time("0"), Ok(0));
+        assert_eq!(parse_time("1.5"), Ok(1500));
+        assert_eq!(parse_time("1970-01-01T00:01:00Z"), Ok(60_000));
+        assert_eq!(parse_time("2024-01-01T00:00:00Z"), Ok(1_704_067_200_000));
+        assert_eq!(parse_time("2024-01-01T01:00:00.25+01:00"), Ok(1_704_067_200_250));
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn fuzzy_compare_allows_one_ulp() {
+        let three = 3.0f64;
+        assert!(floats_equal(next_after(three, 0.0), three, true));
+        assert!(!floats_equal(next_after(three, 0.0), three, false));
+        assert!(!floats_equal(next_after(next_after(three, 0.0), 0.0), three, true));
+        assert!(!floats_equal(f64::NAN, f64::NAN, true));
+    }
+
+    #[test]
+    fn failure_text_layout() {
+        assert_eq!(indent_lines("a\nb\nc", "  "), "a\n  b\n  c");
+        let l = Labels::from_pairs(&[("alertname", "A")]);
+        assert_eq!(
+            alerts_string(&[(l, Labels::empty())]),
+            "[\n0:\n  Labels:{alertname=\"A\"}\n  Annotations:{}\n]"
+        );
+        assert_eq!(samples_string(&[]), "nil");
+    }
+}
