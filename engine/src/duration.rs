@@ -120,8 +120,105 @@ pub fn format_go_duration(ms: i64) -> String {
     out
 }
 
+/// `2006-01-02T15:04:05(.frac)?(Z|±hh:mm)` to ms since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) { t.parse().ok() } else { None }
+    };
+    let (y, mo, d, h, mi, sec) =
+        (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[13] != b':'
+        || b[16] != b':'
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac_ms = 0i64;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = s.get(start..i)?;
+        if digits.is_empty() {
+            return None;
+        }
+        let padded = format!("{digits:0<3}");
+        frac_ms = padded.get(..3)?.parse().ok()?;
+    }
+    let tz = s.get(i..)?;
+    let offset_min = match tz {
+        "Z" | "z" => 0,
+        _ => {
+            let tb = tz.as_bytes();
+            if tb.len() != 6 || tb[3] != b':' || !matches!(tb[0], b'+' | b'-') {
+                return None;
+            }
+            let oh: i64 = tz.get(1..3)?.parse().ok()?;
+            let om: i64 = tz.get(4..6)?.parse().ok()?;
+            let m = oh * 60 + om;
+            if tb[0] == b'-' { -m } else { m }
+        }
+    };
+    // Days from the civil date (proleptic Gregorian), Howard Hinnant's method.
+    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    Some(secs * 1000 + frac_ms)
+}
+
+/// Milliseconds since the epoch as RFC 3339 in UTC, with milliseconds only
+/// when there are any: `2024-01-01T00:05:00Z`, `1970-01-01T00:00:01.5Z`.
+pub fn format_rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let frac = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil date from days since the epoch (Howard Hinnant's method).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let mut out =
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60);
+    if frac != 0 {
+        out.push_str(format!(".{frac:03}").trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rfc3339_round_trips() {
+        for ms in [0, 1500, 1_704_067_200_000, -86_400_000, 951_782_400_000] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Some(ms), "{ms}");
+        }
+        assert_eq!(format_rfc3339(1_704_067_500_000), "2024-01-01T00:05:00Z");
+        assert_eq!(format_rfc3339(1500), "1970-01-01T00:00:01.5Z");
+    }
+
     use super::*;
 
     #[test]

@@ -26,6 +26,45 @@ enum Command {
     /// Validate rule files or a configuration file.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Evaluate rule files over a data file and print the alert timeline: every
+    /// state change (pending, firing, resolved) and every notification
+    /// Alertmanager would have received.
+    Backtest(BacktestArgs),
+}
+
+#[derive(Args)]
+struct BacktestArgs {
+    /// Rule file(s) in Prometheus's format. May be given several times.
+    #[arg(long, required = true, value_name = "FILE")]
+    rules: Vec<String>,
+    /// Data: exposition text with timestamps (`metric{l="v"} 1 1700000000000`,
+    /// ms), or YAML with promtool's `interval` and `input_series` (a promtool
+    /// test file works: its first test group is used).
+    #[arg(long, value_name = "FILE")]
+    data: String,
+    /// Start: RFC 3339 or Unix seconds. Default: the first sample's time.
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// End (inclusive): RFC 3339 or Unix seconds. Default: the last sample's time.
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// Evaluate every group at this step (e.g. 30s). Default: each group's own
+    /// interval (1m when it sets none).
+    #[arg(long, value_name = "DURATION")]
+    step: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    output: OutputFormat,
+    /// An external label NAME=VALUE added to notifications, as in
+    /// prometheus.yml's global.external_labels. May be repeated.
+    #[arg(long = "external-label", value_name = "NAME=VALUE")]
+    external_labels: Vec<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Table,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -79,6 +118,15 @@ fn main() -> ExitCode {
             run: a.run,
             ignore_unknown_fields: a.ignore_unknown_fields,
             junit: a.junit,
+        }),
+        Command::Backtest(a) => cli::backtest::run(cli::backtest::Args {
+            rules: a.rules,
+            data: a.data,
+            from: a.from,
+            to: a.to,
+            step: a.step,
+            json: matches!(a.output, OutputFormat::Json),
+            external_labels: a.external_labels,
         }),
         Command::Check(CheckCommand::Rules { files, ignore_unknown_fields }) => {
             Ok(cli::check::rules(&files, ignore_unknown_fields))

@@ -50,13 +50,13 @@ pub trait WasmRunner {
 /// Everything a group evaluation needs from outside. Time comes in as `ts`;
 /// the optional clock only measures how long rules take (the host passes a
 /// monotonic one; tests and the playground need none).
-pub struct EvalEnv<'a> {
+pub struct EvalEnv<'a, 'w> {
     pub engine: &'a Engine,
     pub head: &'a Head,
     pub external_labels: &'a Labels,
     pub external_url: &'a str,
     pub resend_delay_ms: i64,
-    pub wasm: Option<&'a mut dyn WasmRunner>,
+    pub wasm: Option<&'a mut (dyn WasmRunner + 'w)>,
     pub clock_ns: Option<&'a dyn Fn() -> u64>,
 }
 
@@ -155,7 +155,7 @@ impl Group {
 
     /// Evaluates every rule at `ts` (ms), writing results into `env.head`.
     /// Returns the alerts that would be sent to Alertmanager.
-    pub fn eval(&mut self, ts: i64, env: &mut EvalEnv<'_>) -> Vec<Notification> {
+    pub fn eval(&mut self, ts: i64, env: &mut EvalEnv<'_, '_>) -> Vec<Notification> {
         let mut notifications = Vec::new();
         for i in 0..self.rules.len() {
             let started = env.clock_ns.map(|c| c());
@@ -228,7 +228,7 @@ impl Group {
         &mut self,
         i: usize,
         ts: i64,
-        env: &mut EvalEnv<'_>,
+        env: &mut EvalEnv<'_, '_>,
     ) -> Result<Vec<InstantSample>, String> {
         let query_ts = ts - self.query_offset_ms;
         let limit = self.limit;

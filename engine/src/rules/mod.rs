@@ -3,12 +3,14 @@
 //! argument, storage is the engine's head, files come through a trait.
 
 pub mod alerting;
+pub mod backtest;
 pub mod file;
 pub mod group;
 mod template_shim;
 pub mod unittest;
 
 pub use alerting::{Alert, AlertState, AlertingState};
+pub use backtest::{BacktestOptions, BacktestResult, backtest};
 pub use file::{
     GroupSpec, ParseOptions, RuleExpr, RuleFile, RuleFileError, RuleKind, RuleSpec, parse_rule_file,
 };

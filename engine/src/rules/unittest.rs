@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
-use crate::duration::{format_duration, format_go_duration, parse_duration};
+use crate::duration::{format_duration, format_go_duration, parse_duration, parse_rfc3339};
 use crate::gofmt;
 use crate::labels::{Label, Labels};
 use crate::notation;
@@ -243,68 +243,6 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     parse_rfc3339(s).ok_or_else(|| format!("cannot parse {} to a valid timestamp", gofmt::quote(s)))
 }
 
-/// `2006-01-02T15:04:05(.frac)?(Z|±hh:mm)` to ms since the epoch.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        if t.bytes().all(|c| c.is_ascii_digit()) { t.parse().ok() } else { None }
-    };
-    let (y, mo, d, h, mi, sec) =
-        (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[13] != b':'
-        || b[16] != b':'
-        || !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
-        || h > 23
-        || mi > 59
-        || sec > 60
-    {
-        return None;
-    }
-    let mut i = 19;
-    let mut frac_ms = 0i64;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let digits = s.get(start..i)?;
-        if digits.is_empty() {
-            return None;
-        }
-        let padded = format!("{digits:0<3}");
-        frac_ms = padded.get(..3)?.parse().ok()?;
-    }
-    let tz = s.get(i..)?;
-    let offset_min = match tz {
-        "Z" | "z" => 0,
-        _ => {
-            let tb = tz.as_bytes();
-            if tb.len() != 6 || tb[3] != b':' || !matches!(tb[0], b'+' | b'-') {
-                return None;
-            }
-            let oh: i64 = tz.get(1..3)?.parse().ok()?;
-            let om: i64 = tz.get(4..6)?.parse().ok()?;
-            let m = oh * 60 + om;
-            if tb[0] == b'-' { -m } else { m }
-        }
-    };
-    // Days from the civil date (proleptic Gregorian), Howard Hinnant's method.
-    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-    Some(secs * 1000 + frac_ms)
-}
-
 // ---- running --------------------------------------------------------------
 
 fn dir_of(path: &str) -> &str {
@@ -372,6 +310,68 @@ pub fn run_test_file(path: &str, files: &dyn TestFiles, opts: &UnitTestOptions) 
     report
 }
 
+/// One `input_series` entry expanded to samples from `start_ms` every
+/// `interval_ms`.
+pub fn input_series(
+    series: &str,
+    values: &str,
+    start_ms: i64,
+    interval_ms: i64,
+) -> Result<(Labels, Vec<Sample>), String> {
+    let line = format!("{series} {values}");
+    let desc = notation::parse_series(&line)
+        .map_err(|e| format!("error in input_series {}: {e}", gofmt::quote(&line)))?;
+    let samples = desc
+        .float_samples(start_ms, interval_ms)
+        .map_err(|e| format!("error in input_series: {e}"))?;
+    Ok((desc.labels, samples))
+}
+
+/// The `interval` and `input_series` of a data file for backtests: either a
+/// promtool test file (its first test group) or a mapping with those keys.
+pub fn parse_data_yaml(text: &str) -> Result<Vec<(Labels, Vec<Sample>)>, String> {
+    let doc = yaml::parse(text).map_err(|e| e.to_string())?;
+    let Some(root) = doc.root else { return Ok(Vec::new()) };
+    let top = Fields::new(&root, "data file", &[], true).map_err(|e| e.to_string())?;
+    let (group, eval_interval) = match top.get("tests") {
+        Some(tests) => {
+            let first = tests.as_seq().map_err(|e| e.to_string())?.first().cloned();
+            let tf = parse_test_file(text).map_err(|e| e.to_string())?;
+            (first, tf.evaluation_interval_ms)
+        }
+        None => (Some(root.clone()), 60_000),
+    };
+    let Some(group) = group else { return Ok(Vec::new()) };
+    let f = Fields::new(&group, "data", &[], true).map_err(|e| e.to_string())?;
+    let interval = match f.get("interval") {
+        Some(n) if !n.is_null() => duration_node(n).map_err(|e| e.to_string())?,
+        _ => eval_interval,
+    };
+    let start = match f.get("start_timestamp") {
+        Some(n) if !n.is_null() => parse_time(&n.as_string().map_err(|e| e.to_string())?)
+            .map_err(|e| format!("{}: {e}", n.pos))?,
+        _ => 0,
+    };
+    let mut out = Vec::new();
+    for s in f
+        .get("input_series")
+        .map(Node::as_seq)
+        .transpose()
+        .map_err(|e| e.to_string())?
+        .unwrap_or(&[])
+    {
+        let sf = Fields::new(s, "input series", &["series", "values"], false)
+            .map_err(|e| e.to_string())?;
+        let series = sf.string("series").map_err(|e| e.to_string())?;
+        let values = sf.string("values").map_err(|e| e.to_string())?;
+        out.push(
+            input_series(&series, &values, start, interval)
+                .map_err(|e| format!("{}: {e}", s.pos))?,
+        );
+    }
+    Ok(out)
+}
+
 struct InputSeries {
     labels: Labels,
     samples: Vec<Sample>,
@@ -393,18 +393,9 @@ fn run_group(
     // `ts`, every sample at or before `ts`.
     let mut inputs = Vec::new();
     for (series, values, _pos) in &tg.input_series {
-        let desc = match notation::parse_series(&format!("{series} {values}")) {
-            Ok(d) => d,
-            Err(e) => {
-                return vec![format!(
-                    "error in input_series {}: {e}",
-                    gofmt::quote(&format!("{series} {values}"))
-                )];
-            }
-        };
-        match desc.float_samples(tg.start_ms, interval) {
-            Ok(samples) => inputs.push(InputSeries { labels: desc.labels, samples, next: 0 }),
-            Err(e) => return vec![format!("error in input_series: {e}")],
+        match input_series(series, values, tg.start_ms, interval) {
+            Ok((labels, samples)) => inputs.push(InputSeries { labels, samples, next: 0 }),
+            Err(e) => return vec![e],
         }
     }
 

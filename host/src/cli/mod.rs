@@ -1,5 +1,6 @@
 //! The command-line commands other than `serve`.
 
+pub mod backtest;
 pub mod check;
 pub mod test_rules;
 

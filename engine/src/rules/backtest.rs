@@ -1,0 +1,333 @@
+//! Backtesting: rule groups evaluated over stored data for a time range with
+//! the real state machine, reporting every alert state transition and every
+//! notification Alertmanager would have received. The CLI's `tocsin backtest`
+//! and the browser playground both call [`backtest`].
+
+use std::collections::BTreeMap;
+
+use crate::labels::{Label, Labels};
+use crate::promql::Engine;
+use crate::storage::Head;
+
+use super::alerting::{Alert, AlertState};
+use super::group::{EvalEnv, Group, WasmRunner};
+
+#[derive(Clone, Debug)]
+pub struct BacktestOptions {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Evaluate every group at this step; `None` runs each group at its own
+    /// interval, as the scheduler would.
+    pub step_ms: Option<i64>,
+    pub external_labels: Labels,
+    pub external_url: String,
+    pub resend_delay_ms: i64,
+}
+
+/// The state an alert instance moved to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransitionTo {
+    Pending,
+    Firing,
+    /// Was firing, now resolved.
+    Resolved,
+    /// Was pending, condition cleared before `for` elapsed.
+    Cancelled,
+}
+
+impl TransitionTo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionTo::Pending => "pending",
+            TransitionTo::Firing => "firing",
+            TransitionTo::Resolved => "resolved",
+            TransitionTo::Cancelled => "inactive",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Transition {
+    pub t: i64,
+    pub group: String,
+    pub rule: String,
+    pub labels: Labels,
+    pub from: Option<AlertState>,
+    pub to: TransitionTo,
+    /// The expression's value at the transition (the last value for
+    /// resolutions).
+    pub value: f64,
+    pub annotations: Vec<(String, String)>,
+}
+
+/// One alert as it would be posted to Alertmanager's `/api/v2/alerts`.
+#[derive(Clone, Debug)]
+pub struct OutgoingAlert {
+    /// Alert labels plus external labels (the alert's own win).
+    pub labels: Labels,
+    pub annotations: Vec<(String, String)>,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub resolved: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct SentNotification {
+    pub t: i64,
+    pub group: String,
+    pub rule: String,
+    pub alerts: Vec<OutgoingAlert>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RuleErrorEvent {
+    pub t: i64,
+    pub group: String,
+    pub rule: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BacktestResult {
+    pub transitions: Vec<Transition>,
+    pub notifications: Vec<SentNotification>,
+    /// Rule errors, reported once per run of consecutive failing evaluations.
+    pub errors: Vec<RuleErrorEvent>,
+    pub evaluations: usize,
+}
+
+/// Prometheus's notifier turns an alert into what Alertmanager receives:
+/// external labels added, `startsAt` the firing time, `endsAt` the resolution
+/// or the validity horizon.
+pub fn outgoing(alert: &Alert, external_labels: &Labels) -> OutgoingAlert {
+    let mut b = alert.labels.builder();
+    for l in external_labels.iter() {
+        if !alert.labels.has(&l.name) {
+            b.set(l.name.clone(), l.value.clone());
+        }
+    }
+    OutgoingAlert {
+        labels: b.labels(),
+        annotations: alert.annotations.clone(),
+        starts_at: alert.fired_at.unwrap_or(alert.active_at),
+        ends_at: alert.resolved_at.or(alert.valid_until).unwrap_or(alert.active_at),
+        resolved: alert.resolved_at.is_some(),
+    }
+}
+
+/// Evaluation times from `from` to `to` inclusive, per group index.
+fn schedule(groups: &[Group], opts: &BacktestOptions) -> Vec<(i64, Vec<usize>)> {
+    let mut at: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, g) in groups.iter().enumerate() {
+        let step = opts.step_ms.unwrap_or(g.interval_ms).max(1);
+        let mut t = opts.from_ms;
+        while t <= opts.to_ms {
+            at.entry(t).or_default().push(i);
+            t += step;
+        }
+    }
+    at.into_iter().collect()
+}
+
+/// How many evaluations a backtest will run (for progress reporting and
+/// refusing absurd ranges up front).
+pub fn evaluation_count(groups: &[Group], opts: &BacktestOptions) -> u64 {
+    groups
+        .iter()
+        .map(|g| {
+            let step = opts.step_ms.unwrap_or(g.interval_ms).max(1);
+            if opts.to_ms < opts.from_ms {
+                0
+            } else {
+                ((opts.to_ms - opts.from_ms) / step) as u64 + 1
+            }
+        })
+        .sum()
+}
+
+/// Runs the groups over `head` from `opts.from_ms` to `opts.to_ms`. Rule
+/// results are written into `head`, as the service would. `progress` is
+/// called after each evaluation time with (evaluations done, total).
+pub fn backtest(
+    groups: &mut [Group],
+    head: &Head,
+    engine: &Engine,
+    opts: &BacktestOptions,
+    mut wasm: Option<&mut dyn WasmRunner>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> BacktestResult {
+    let total = evaluation_count(groups, opts);
+    let mut done = 0u64;
+    let mut result = BacktestResult::default();
+    let mut failing: Vec<Vec<bool>> = groups.iter().map(|g| vec![false; g.rules.len()]).collect();
+    for (ts, due) in schedule(groups, opts) {
+        for gi in due {
+            let group = &mut groups[gi];
+            let before: Vec<BTreeMap<Labels, AlertState>> = group
+                .rules
+                .iter()
+                .map(|r| r.alerts.active.iter().map(|(l, a)| (l.clone(), a.state)).collect())
+                .collect();
+            let mut env = EvalEnv {
+                engine,
+                head,
+                external_labels: &opts.external_labels,
+                external_url: &opts.external_url,
+                resend_delay_ms: opts.resend_delay_ms,
+                wasm: wasm.as_deref_mut(),
+                clock_ns: None,
+            };
+            let sent = group.eval(ts, &mut env);
+            result.evaluations += 1;
+            done += 1;
+            for n in sent {
+                let rule = &group.rules[n.rule_index];
+                result.notifications.push(SentNotification {
+                    t: ts,
+                    group: group.name.clone(),
+                    rule: rule.spec.name.clone(),
+                    alerts: n.alerts.iter().map(|a| outgoing(a, &opts.external_labels)).collect(),
+                });
+            }
+            for (ri, rule) in group.rules.iter().enumerate() {
+                match &rule.last_error {
+                    Some(e) if !failing[gi][ri] => {
+                        failing[gi][ri] = true;
+                        result.errors.push(RuleErrorEvent {
+                            t: ts,
+                            group: group.name.clone(),
+                            rule: rule.spec.name.clone(),
+                            error: e.clone(),
+                        });
+                    }
+                    Some(_) => {}
+                    None => failing[gi][ri] = false,
+                }
+                if !rule.spec.is_alert() {
+                    continue;
+                }
+                let prev = &before[ri];
+                let mut push =
+                    |labels: &Labels, from: Option<AlertState>, to, a: Option<&Alert>| {
+                        result.transitions.push(Transition {
+                            t: ts,
+                            group: group.name.clone(),
+                            rule: rule.spec.name.clone(),
+                            labels: labels.clone(),
+                            from,
+                            to,
+                            value: a.map_or(f64::NAN, |a| a.value),
+                            annotations: a.map(|a| a.annotations.clone()).unwrap_or_default(),
+                        })
+                    };
+                for (labels, a) in &rule.alerts.active {
+                    let was = prev.get(labels).copied();
+                    let to = match (was, a.state) {
+                        (Some(w), s) if w == s => continue,
+                        (_, AlertState::Pending) => TransitionTo::Pending,
+                        (_, AlertState::Firing) => TransitionTo::Firing,
+                        (Some(AlertState::Firing), AlertState::Inactive) => TransitionTo::Resolved,
+                        (_, AlertState::Inactive) => continue,
+                    };
+                    push(labels, was, to, Some(a));
+                }
+                // Pending alerts whose condition cleared are dropped at once.
+                for (labels, was) in prev {
+                    if *was == AlertState::Pending && !rule.alerts.active.contains_key(labels) {
+                        push(labels, Some(*was), TransitionTo::Cancelled, None);
+                    }
+                }
+            }
+        }
+        progress(done, total);
+    }
+    result
+}
+
+/// Label pairs for display and JSON.
+pub fn label_pairs(l: &Labels) -> Vec<(String, String)> {
+    l.iter().map(|Label { name, value }| (name.to_string(), value.to_string())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::file::{ParseOptions, parse_rule_file};
+
+    #[test]
+    fn timeline_has_pending_firing_resolved_and_notifications() {
+        let text = "groups:\n- name: g\n  interval: 1m\n  rules:\n  - alert: High\n    expr: x > 5\n    for: 2m\n";
+        let rf = parse_rule_file("r.yml", text, ParseOptions::default()).unwrap();
+        let mut groups: Vec<Group> =
+            rf.groups.iter().map(|g| Group::new("r.yml", g, 60_000, 0)).collect();
+        let head = Head::default();
+        let x = Labels::from_pairs(&[("__name__", "x"), ("job", "a")]);
+        // 10 for minutes 3..=8, 1 otherwise.
+        for m in 0..=15 {
+            let v = if (3..=8).contains(&m) { 10.0 } else { 1.0 };
+            head.append_labels(&x, m * 60_000, v).unwrap();
+        }
+        let opts = BacktestOptions {
+            from_ms: 0,
+            to_ms: 15 * 60_000,
+            step_ms: None,
+            external_labels: Labels::from_pairs(&[("cluster", "eu")]),
+            external_url: String::new(),
+            resend_delay_ms: 60_000,
+        };
+        let mut calls = 0;
+        let r = backtest(&mut groups, &head, &Engine::default(), &opts, None, &mut |d, t| {
+            calls += 1;
+            assert!(d <= t);
+        });
+        assert_eq!(r.evaluations, 16);
+        assert_eq!(calls, 16);
+        let steps: Vec<(i64, &str)> =
+            r.transitions.iter().map(|t| (t.t / 60_000, t.to.as_str())).collect();
+        assert_eq!(steps, vec![(3, "pending"), (5, "firing"), (9, "resolved")]);
+        assert_eq!(r.transitions[1].value, 10.0);
+        // Firing at 5 and re-sent after the resend delay; resolved at 9 and
+        // re-sent while kept.
+        let sent: Vec<i64> = r.notifications.iter().map(|n| n.t / 60_000).collect();
+        assert_eq!(&sent[..4], &[5, 7, 9, 11]);
+        let first = &r.notifications[0].alerts[0];
+        assert_eq!(first.labels.get("cluster"), Some("eu"));
+        assert_eq!((first.starts_at, first.resolved), (5 * 60_000, false));
+        assert_eq!(first.ends_at, 9 * 60_000, "valid for 4 x max(interval, resend delay)");
+        let resolved = &r.notifications[2].alerts[0];
+        assert!(resolved.resolved);
+        assert_eq!(resolved.ends_at, 9 * 60_000);
+    }
+
+    #[test]
+    fn cancelled_pending_and_errors_are_reported_once() {
+        let text = "groups:\n- name: g\n  rules:\n  - alert: Blip\n    expr: x > 5\n    for: 5m\n  - record: bad\n    expr: x + on(job) group_left y\n";
+        let rf = parse_rule_file("r.yml", text, ParseOptions::default()).unwrap();
+        let mut groups: Vec<Group> =
+            rf.groups.iter().map(|g| Group::new("r.yml", g, 60_000, 0)).collect();
+        let head = Head::default();
+        let x = Labels::from_pairs(&[("__name__", "x"), ("job", "a")]);
+        for (m, v) in [(0, 1.0), (1, 10.0), (2, 1.0), (3, 1.0)] {
+            head.append_labels(&x, m * 60_000, v).unwrap();
+        }
+        for i in ["1", "2"] {
+            let y = Labels::from_pairs(&[("__name__", "y"), ("job", "a"), ("i", i)]);
+            head.append_labels(&y, 0, 1.0).unwrap();
+        }
+        let opts = BacktestOptions {
+            from_ms: 0,
+            to_ms: 3 * 60_000,
+            step_ms: Some(60_000),
+            external_labels: Labels::empty(),
+            external_url: String::new(),
+            resend_delay_ms: 60_000,
+        };
+        let r = backtest(&mut groups, &head, &Engine::default(), &opts, None, &mut |_, _| {});
+        let steps: Vec<(i64, &str)> =
+            r.transitions.iter().map(|t| (t.t / 60_000, t.to.as_str())).collect();
+        assert_eq!(steps, vec![(1, "pending"), (2, "inactive")]);
+        assert!(r.notifications.is_empty());
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert_eq!(r.errors[0].rule, "bad");
+    }
+}

@@ -1,0 +1,243 @@
+//! `tocsin backtest`: rule files over a data file, printing the alert
+//! timeline and the notifications Alertmanager would have received. The
+//! evaluation is the engine's `rules::backtest`, the same call the browser
+//! playground makes.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tocsin_engine::duration::{format_rfc3339, parse_duration};
+use tocsin_engine::exposition::{Format, Ingester};
+use tocsin_engine::labels::Labels;
+use tocsin_engine::promql::Engine;
+use tocsin_engine::rules::backtest::{
+    BacktestOptions, BacktestResult, backtest, evaluation_count, label_pairs,
+};
+use tocsin_engine::rules::group::DEFAULT_RESEND_DELAY_MS;
+use tocsin_engine::rules::unittest::{parse_data_yaml, parse_time};
+use tocsin_engine::rules::{Group, ParseOptions, parse_rule_file};
+use tocsin_engine::storage::Head;
+
+pub struct Args {
+    pub rules: Vec<String>,
+    pub data: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub step: Option<String>,
+    pub json: bool,
+    pub external_labels: Vec<String>,
+}
+
+/// Refuse runs that would take hours rather than let them look hung.
+const MAX_EVALUATIONS: u64 = 10_000_000;
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let head = Head::default();
+    load_data(&args.data, &head)?;
+    let stats = head.stats();
+    let (Some(data_min), Some(data_max)) = (stats.min_time, stats.max_time) else {
+        bail!("{}: no samples found in the data file", args.data);
+    };
+    let from = match &args.from {
+        Some(s) => parse_time(s).map_err(anyhow::Error::msg).context("--from")?,
+        None => data_min,
+    };
+    let to = match &args.to {
+        Some(s) => parse_time(s).map_err(anyhow::Error::msg).context("--to")?,
+        None => data_max,
+    };
+    if to < from {
+        bail!("--to ({}) is before --from ({})", format_rfc3339(to), format_rfc3339(from));
+    }
+    let step_ms = match &args.step {
+        Some(s) => {
+            let d = parse_duration(s).map_err(anyhow::Error::msg).context("--step")?;
+            if d <= 0 {
+                bail!("--step must be greater than zero");
+            }
+            Some(d)
+        }
+        None => None,
+    };
+    let mut ext = Vec::new();
+    for kv in &args.external_labels {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--external-label {kv:?}: expected NAME=VALUE"))?;
+        ext.push((k.to_owned(), v.to_owned()));
+    }
+
+    let mut groups = Vec::new();
+    let mut bad = false;
+    for f in &args.rules {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {f}"))?;
+        match parse_rule_file(f, &text, ParseOptions::default()) {
+            Ok(rf) => groups.extend(rf.groups.iter().map(|g| Group::new(f, g, 60_000, 0))),
+            Err(errs) => {
+                bad = true;
+                for e in errs {
+                    eprintln!("{e}");
+                }
+            }
+        }
+    }
+    if bad {
+        return Ok(ExitCode::from(1));
+    }
+    let opts = BacktestOptions {
+        from_ms: from,
+        to_ms: to,
+        step_ms,
+        external_labels: Labels::from_pairs(&ext),
+        external_url: String::new(),
+        resend_delay_ms: DEFAULT_RESEND_DELAY_MS,
+    };
+    let total = evaluation_count(&groups, &opts);
+    if total > MAX_EVALUATIONS {
+        bail!(
+            "{total} group evaluations requested; narrow --from/--to or use a larger --step (limit {MAX_EVALUATIONS})"
+        );
+    }
+    let show_progress = std::io::stderr().is_terminal() && total >= 2000;
+    let mut last_pct = 0;
+    let result =
+        backtest(&mut groups, &head, &Engine::default(), &opts, None, &mut |done, total| {
+            if show_progress {
+                let pct = done * 100 / total.max(1);
+                if pct >= last_pct + 5 {
+                    last_pct = pct;
+                    eprint!("\rbacktest: {pct:3}% ({done}/{total} evaluations)");
+                    if done == total {
+                        eprintln!();
+                    }
+                }
+            }
+        });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&to_json(&result)).context("encoding JSON")?);
+    } else {
+        print!("{}", to_table(&result));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exposition text with timestamps, or promtool-style `input_series` YAML.
+fn load_data(path: &str, head: &Head) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let looks_yaml = path.ends_with(".yml")
+        || path.ends_with(".yaml")
+        || text.lines().any(|l| l.starts_with("input_series:") || l.starts_with("tests:"));
+    if looks_yaml {
+        let series = parse_data_yaml(&text).map_err(|e| anyhow::anyhow!("{path}:{e}"))?;
+        for (labels, samples) in series {
+            head.append_many(&head.get_or_create(&labels), &samples);
+        }
+        return Ok(());
+    }
+    let format = if text.trim_end().ends_with("# EOF") {
+        Format::OpenMetrics
+    } else {
+        Format::PrometheusText
+    };
+    Ingester::new().ingest(head, &bytes, format, 0).map_err(|e| anyhow::anyhow!("{path}:{e}"))?;
+    Ok(())
+}
+
+fn labels_text(l: &Labels) -> String {
+    l.to_string()
+}
+
+fn value_text(v: f64) -> String {
+    if v.is_nan() { "-".into() } else { tocsin_engine::gofmt::format_float_g(v) }
+}
+
+fn to_table(r: &BacktestResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Alert timeline ({} evaluations):", r.evaluations);
+    if r.transitions.is_empty() {
+        out.push_str("  (no alert changed state)\n");
+    } else {
+        let _ =
+            writeln!(out, "  {:<24} {:<9} {:<10} {:<12} ALERT", "TIME", "STATE", "FROM", "VALUE");
+        for t in &r.transitions {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:<9} {:<10} {:<12} {}",
+                format_rfc3339(t.t),
+                t.to.as_str(),
+                t.from.map_or("-", |s| s.as_str()),
+                value_text(t.value),
+                labels_text(&t.labels)
+            );
+        }
+    }
+    let _ = writeln!(out, "\nNotifications to Alertmanager ({}):", r.notifications.len());
+    if r.notifications.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for n in &r.notifications {
+        for a in &n.alerts {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:<8} startsAt={} endsAt={} {}",
+                format_rfc3339(n.t),
+                if a.resolved { "resolved" } else { "firing" },
+                format_rfc3339(a.starts_at),
+                format_rfc3339(a.ends_at),
+                labels_text(&a.labels)
+            );
+        }
+    }
+    if !r.errors.is_empty() {
+        let _ = writeln!(out, "\nRule errors ({}):", r.errors.len());
+        for e in &r.errors {
+            let _ =
+                writeln!(out, "  {:<24} {}/{}: {}", format_rfc3339(e.t), e.group, e.rule, e.error);
+        }
+    }
+    out
+}
+
+fn pairs_json(p: &[(String, String)]) -> Value {
+    Value::Object(p.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+}
+
+fn num_json(v: f64) -> Value {
+    // JSON has no NaN/Inf; Prometheus's API writes numbers as strings too.
+    Value::String(value_text(v))
+}
+
+fn to_json(r: &BacktestResult) -> Value {
+    json!({
+        "evaluations": r.evaluations,
+        "transitions": r.transitions.iter().map(|t| json!({
+            "time": format_rfc3339(t.t),
+            "group": t.group,
+            "rule": t.rule,
+            "labels": pairs_json(&label_pairs(&t.labels)),
+            "from": t.from.map(|s| s.as_str()),
+            "to": t.to.as_str(),
+            "value": num_json(t.value),
+            "annotations": pairs_json(&t.annotations),
+        })).collect::<Vec<_>>(),
+        "notifications": r.notifications.iter().map(|n| json!({
+            "time": format_rfc3339(n.t),
+            "group": n.group,
+            "rule": n.rule,
+            "alerts": n.alerts.iter().map(|a| json!({
+                "labels": pairs_json(&label_pairs(&a.labels)),
+                "annotations": pairs_json(&a.annotations),
+                "startsAt": format_rfc3339(a.starts_at),
+                "endsAt": format_rfc3339(a.ends_at),
+                "status": if a.resolved { "resolved" } else { "firing" },
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "errors": r.errors.iter().map(|e| json!({
+            "time": format_rfc3339(e.t), "group": e.group, "rule": e.rule, "error": e.error,
+        })).collect::<Vec<_>>(),
+    })
+}
