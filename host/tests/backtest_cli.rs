@@ -65,3 +65,28 @@ fn bad_inputs_give_clear_errors() {
     assert!(err.contains("data.prom:2:"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn state_and_notification_tests_pass_and_fail_when_they_should() {
+    let run = |file: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tocsin"))
+            .current_dir(examples())
+            .args(["test", "rules", "--run", "states", file])
+            .output()
+            .expect("run tocsin")
+    };
+    let out = run("rules.test.yml");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // The same file with one expectation changed must fail and say why.
+    let text = std::fs::read_to_string(examples().join("rules.test.yml")).unwrap();
+    let broken = text.replacen("state: pending", "state: firing", 1);
+    assert_ne!(text, broken);
+    let path = examples().join(format!("broken-{}.test.yml", std::process::id()));
+    std::fs::write(&path, broken).unwrap();
+    let out = run(path.file_name().unwrap().to_str().unwrap());
+    let _ = std::fs::remove_file(&path);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("alert_state_test: alertname: HighErrorRate, time: 24m"), "{err}");
+    assert!(err.contains("got:\n            pending {alertname=\"HighErrorRate\""), "{err}");
+}

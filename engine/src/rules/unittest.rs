@@ -87,6 +87,26 @@ struct TestGroup {
     external_url: String,
     name: String,
     start_ms: i64,
+    /// tocsin extension: every alert instance with its state.
+    alert_state_test: Vec<StateTestCase>,
+    /// tocsin extension: what would be sent to Alertmanager.
+    notification_test: Vec<NotificationTestCase>,
+}
+
+/// `alert_state_test` item: all instances of an alert at `eval_time`,
+/// pending and resolved ones included (promtool only sees firing ones).
+struct StateTestCase {
+    eval_time_ms: i64,
+    alertname: String,
+    /// (state, labels incl. alertname, annotations or None when not checked)
+    exp: Vec<(String, Labels, Option<Labels>)>,
+}
+
+/// `notification_test` item: the alerts sent by the evaluation at
+/// `eval_time`, as (status, labels incl. external labels).
+struct NotificationTestCase {
+    eval_time_ms: i64,
+    exp: Vec<(String, Labels)>,
 }
 
 struct AlertTestCase {
@@ -162,6 +182,8 @@ fn parse_test_group(n: &Node) -> Result<TestGroup, YamlError> {
         "external_url",
         "name",
         "start_timestamp",
+        "alert_state_test",
+        "notification_test",
     ];
     let f = Fields::new(n, "test group", FIELDS, false)?;
     let interval_ms = match f.get("interval") {
@@ -221,7 +243,57 @@ fn parse_test_group(n: &Node) -> Result<TestGroup, YamlError> {
         }
         _ => 0,
     };
+    let mut alert_state_test = Vec::new();
+    for a in f.get("alert_state_test").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
+        let af = Fields::new(a, "alert state test case", &["eval_time", "alertname", "exp_alerts"], false)?;
+        let alertname = af.string("alertname")?;
+        if alertname.is_empty() {
+            return Err(YamlError::new(a.pos, "alert_state_test item misses alertname"));
+        }
+        let mut exp = Vec::new();
+        for e in af.get("exp_alerts").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
+            let ef = Fields::new(e, "expected alert", &["state", "exp_labels", "exp_annotations"], false)?;
+            let state = ef.string("state")?;
+            if !matches!(state.as_str(), "pending" | "firing" | "resolved") {
+                return Err(YamlError::new(
+                    ef.get("state").map_or(e.pos, |n| n.pos),
+                    format!("state must be pending, firing or resolved, not {}", gofmt::quote(&state)),
+                ));
+            }
+            let mut b = ef.get("exp_labels").map(string_map_labels).transpose()?.unwrap_or_default().builder();
+            b.set(ALERT_NAME_LABEL, alertname.as_str());
+            let ann = ef.get("exp_annotations").map(string_map_labels).transpose()?;
+            exp.push((state, b.labels(), ann));
+        }
+        alert_state_test.push(StateTestCase {
+            eval_time_ms: af.get("eval_time").map(duration_node).transpose()?.unwrap_or(0),
+            alertname,
+            exp,
+        });
+    }
+    let mut notification_test = Vec::new();
+    for a in f.get("notification_test").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
+        let af = Fields::new(a, "notification test case", &["eval_time", "exp_notifications"], false)?;
+        let mut exp = Vec::new();
+        for e in af.get("exp_notifications").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
+            let ef = Fields::new(e, "expected notification", &["status", "exp_labels"], false)?;
+            let status = ef.string("status")?;
+            if !matches!(status.as_str(), "firing" | "resolved") {
+                return Err(YamlError::new(
+                    ef.get("status").map_or(e.pos, |n| n.pos),
+                    format!("status must be firing or resolved, not {}", gofmt::quote(&status)),
+                ));
+            }
+            exp.push((status, ef.get("exp_labels").map(string_map_labels).transpose()?.unwrap_or_default()));
+        }
+        notification_test.push(NotificationTestCase {
+            eval_time_ms: af.get("eval_time").map(duration_node).transpose()?.unwrap_or(0),
+            exp,
+        });
+    }
     Ok(TestGroup {
+        alert_state_test,
+        notification_test,
         interval_ms,
         input_series,
         alert_rule_test,
@@ -446,6 +518,8 @@ fn run_group(
         .iter()
         .map(|a| a.eval_time_ms)
         .chain(tg.promql_expr_test.iter().map(|p| p.eval_time_ms))
+        .chain(tg.alert_state_test.iter().map(|p| p.eval_time_ms))
+        .chain(tg.notification_test.iter().map(|p| p.eval_time_ms))
         .max()
         .unwrap_or(0);
     let maxt = mint + max_eval;
@@ -465,6 +539,7 @@ fn run_group(
             }
         }
         let mut eval_errs = Vec::new();
+        let mut sent: Vec<(String, Labels)> = Vec::new();
         for g in groups.iter_mut() {
             let mut env = EvalEnv {
                 engine: &engine,
@@ -475,7 +550,13 @@ fn run_group(
                 wasm: None,
                 clock_ns: None,
             };
-            g.eval(ts, &mut env);
+            for n in g.eval(ts, &mut env) {
+                for a in &n.alerts {
+                    let out = super::backtest::outgoing(a, &tg.external_labels);
+                    let status = if out.resolved { "resolved" } else { "firing" };
+                    sent.push((status.to_owned(), out.labels));
+                }
+            }
             for r in &g.rules {
                 if let Some(e) = &r.last_error {
                     eval_errs.push(format!(
@@ -537,6 +618,65 @@ fn run_group(
                 }
             }
             curr += 1;
+        }
+        let in_step = |t: i64| ts - mint <= t && t < ts + eval_interval - mint;
+        let test_name = if tg.name.is_empty() { String::new() } else { format!("    name: {},\n", tg.name) };
+        for case in tg.alert_state_test.iter().filter(|c| in_step(c.eval_time_ms)) {
+            let mut got: Vec<(String, Labels, Labels)> = Vec::new();
+            for g in &groups {
+                for r in g.rules.iter().filter(|r| r.spec.is_alert() && r.spec.name == case.alertname) {
+                    for a in r.alerts.active.values() {
+                        let state = if a.resolved_at.is_some() { "resolved" } else { a.state.as_str() };
+                        got.push((state.to_owned(), a.labels.clone(), Labels::from_pairs(&a.annotations)));
+                    }
+                }
+            }
+            got.sort();
+            let mut exp: Vec<(String, Labels, Labels)> = Vec::new();
+            // Annotations left out of an expectation are not compared.
+            for (state, labels, ann) in &case.exp {
+                let actual = got.iter().find(|g| &g.0 == state && &g.1 == labels).map(|g| g.2.clone());
+                let ann = ann.clone().or(actual).unwrap_or_default();
+                exp.push((state.clone(), labels.clone(), ann));
+            }
+            exp.sort();
+            if got != exp {
+                let show = |v: &[(String, Labels, Labels)]| {
+                    if v.is_empty() {
+                        return "[]".to_owned();
+                    }
+                    v.iter()
+                        .map(|(s, l, a)| format!("\n            {s} {l} {a}"))
+                        .collect::<String>()
+                };
+                errs.push(format!(
+                    "{test_name}    alert_state_test: alertname: {}, time: {}, \n        exp:{}, \n        got:{}",
+                    case.alertname,
+                    format_duration(case.eval_time_ms),
+                    show(&exp),
+                    show(&got)
+                ));
+            }
+        }
+        for case in tg.notification_test.iter().filter(|c| in_step(c.eval_time_ms)) {
+            let mut exp = case.exp.clone();
+            exp.sort();
+            let mut got = sent.clone();
+            got.sort();
+            if got != exp {
+                let show = |v: &[(String, Labels)]| {
+                    if v.is_empty() {
+                        return "[]".to_owned();
+                    }
+                    v.iter().map(|(s, l)| format!("\n            {s} {l}")).collect::<String>()
+                };
+                errs.push(format!(
+                    "{test_name}    notification_test: time: {}, \n        exp:{}, \n        got:{}",
+                    format_duration(case.eval_time_ms),
+                    show(&exp),
+                    show(&got)
+                ));
+            }
         }
         ts += eval_interval;
     }
