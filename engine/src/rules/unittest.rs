@@ -245,22 +245,40 @@ fn parse_test_group(n: &Node) -> Result<TestGroup, YamlError> {
     };
     let mut alert_state_test = Vec::new();
     for a in f.get("alert_state_test").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
-        let af = Fields::new(a, "alert state test case", &["eval_time", "alertname", "exp_alerts"], false)?;
+        let af = Fields::new(
+            a,
+            "alert state test case",
+            &["eval_time", "alertname", "exp_alerts"],
+            false,
+        )?;
         let alertname = af.string("alertname")?;
         if alertname.is_empty() {
             return Err(YamlError::new(a.pos, "alert_state_test item misses alertname"));
         }
         let mut exp = Vec::new();
         for e in af.get("exp_alerts").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
-            let ef = Fields::new(e, "expected alert", &["state", "exp_labels", "exp_annotations"], false)?;
+            let ef = Fields::new(
+                e,
+                "expected alert",
+                &["state", "exp_labels", "exp_annotations"],
+                false,
+            )?;
             let state = ef.string("state")?;
             if !matches!(state.as_str(), "pending" | "firing" | "resolved") {
                 return Err(YamlError::new(
                     ef.get("state").map_or(e.pos, |n| n.pos),
-                    format!("state must be pending, firing or resolved, not {}", gofmt::quote(&state)),
+                    format!(
+                        "state must be pending, firing or resolved, not {}",
+                        gofmt::quote(&state)
+                    ),
                 ));
             }
-            let mut b = ef.get("exp_labels").map(string_map_labels).transpose()?.unwrap_or_default().builder();
+            let mut b = ef
+                .get("exp_labels")
+                .map(string_map_labels)
+                .transpose()?
+                .unwrap_or_default()
+                .builder();
             b.set(ALERT_NAME_LABEL, alertname.as_str());
             let ann = ef.get("exp_annotations").map(string_map_labels).transpose()?;
             exp.push((state, b.labels(), ann));
@@ -273,7 +291,8 @@ fn parse_test_group(n: &Node) -> Result<TestGroup, YamlError> {
     }
     let mut notification_test = Vec::new();
     for a in f.get("notification_test").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
-        let af = Fields::new(a, "notification test case", &["eval_time", "exp_notifications"], false)?;
+        let af =
+            Fields::new(a, "notification test case", &["eval_time", "exp_notifications"], false)?;
         let mut exp = Vec::new();
         for e in af.get("exp_notifications").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
             let ef = Fields::new(e, "expected notification", &["status", "exp_labels"], false)?;
@@ -284,7 +303,10 @@ fn parse_test_group(n: &Node) -> Result<TestGroup, YamlError> {
                     format!("status must be firing or resolved, not {}", gofmt::quote(&status)),
                 ));
             }
-            exp.push((status, ef.get("exp_labels").map(string_map_labels).transpose()?.unwrap_or_default()));
+            exp.push((
+                status,
+                ef.get("exp_labels").map(string_map_labels).transpose()?.unwrap_or_default(),
+            ));
         }
         notification_test.push(NotificationTestCase {
             eval_time_ms: af.get("eval_time").map(duration_node).transpose()?.unwrap_or(0),
@@ -620,14 +642,22 @@ fn run_group(
             curr += 1;
         }
         let in_step = |t: i64| ts - mint <= t && t < ts + eval_interval - mint;
-        let test_name = if tg.name.is_empty() { String::new() } else { format!("    name: {},\n", tg.name) };
+        let test_name =
+            if tg.name.is_empty() { String::new() } else { format!("    name: {},\n", tg.name) };
         for case in tg.alert_state_test.iter().filter(|c| in_step(c.eval_time_ms)) {
             let mut got: Vec<(String, Labels, Labels)> = Vec::new();
             for g in &groups {
-                for r in g.rules.iter().filter(|r| r.spec.is_alert() && r.spec.name == case.alertname) {
+                for r in
+                    g.rules.iter().filter(|r| r.spec.is_alert() && r.spec.name == case.alertname)
+                {
                     for a in r.alerts.active.values() {
-                        let state = if a.resolved_at.is_some() { "resolved" } else { a.state.as_str() };
-                        got.push((state.to_owned(), a.labels.clone(), Labels::from_pairs(&a.annotations)));
+                        let state =
+                            if a.resolved_at.is_some() { "resolved" } else { a.state.as_str() };
+                        got.push((
+                            state.to_owned(),
+                            a.labels.clone(),
+                            Labels::from_pairs(&a.annotations),
+                        ));
                     }
                 }
             }
@@ -635,7 +665,8 @@ fn run_group(
             let mut exp: Vec<(String, Labels, Labels)> = Vec::new();
             // Annotations left out of an expectation are not compared.
             for (state, labels, ann) in &case.exp {
-                let actual = got.iter().find(|g| &g.0 == state && &g.1 == labels).map(|g| g.2.clone());
+                let actual =
+                    got.iter().find(|g| &g.0 == state && &g.1 == labels).map(|g| g.2.clone());
                 let ann = ann.clone().or(actual).unwrap_or_default();
                 exp.push((state.clone(), labels.clone(), ann));
             }
