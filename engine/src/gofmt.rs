@@ -296,6 +296,439 @@ pub(crate) fn underscore_ok(s: &str) -> bool {
     saw != b'_'
 }
 
+/// Go's `strconv.IsPrint`, as approximated by [`quote`].
+pub(crate) fn is_print(c: char) -> bool {
+    is_go_printable(c)
+}
+
+/// Appends `c` escaped as Go's `strconv` quoting functions do inside a literal
+/// delimited by `quote`; `ascii_only` escapes every non-ASCII character too
+/// (`QuoteToASCII`).
+fn push_escaped_rune(out: &mut String, c: char, quote: char, ascii_only: bool) {
+    if c == quote || c == '\\' {
+        out.push('\\');
+        out.push(c);
+        return;
+    }
+    if ascii_only {
+        if c.is_ascii() && is_go_printable(c) {
+            out.push(c);
+            return;
+        }
+    } else if is_go_printable(c) {
+        out.push(c);
+        return;
+    }
+    match c {
+        '\u{7}' => out.push_str("\\a"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{b}' => out.push_str("\\v"),
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c if (c as u32) < 0x10000 => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\U{:08x}", c as u32);
+        }
+    }
+}
+
+/// Go's `strconv.QuoteToASCII`: like [`quote`], with every non-ASCII
+/// character escaped.
+pub fn quote_to_ascii(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        push_escaped_rune(&mut out, c, '"', true);
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `strconv.QuoteRune` (and `QuoteRuneToASCII` when `ascii_only`): a
+/// single-quoted character literal. Values that are not Unicode scalar values
+/// print as U+FFFD, as Go does.
+pub fn quote_rune(r: u32, ascii_only: bool) -> String {
+    let c = char::from_u32(r).unwrap_or('\u{fffd}');
+    let mut out = String::from("'");
+    push_escaped_rune(&mut out, c, '\'', ascii_only);
+    out.push('\'');
+    out
+}
+
+/// Go's `strconv.CanBackquote`: whether `s` can be written as a raw string
+/// literal (no backquote, no control character other than tab, no U+FEFF).
+pub fn can_backquote(s: &str) -> bool {
+    s.chars().all(|c| c == '\t' || (c >= ' ' && c != '`' && c != '\u{7f}' && c != '\u{feff}'))
+}
+
+/// Go's `strconv.UnquoteChar(s, quote)`: decodes the first character or escape
+/// of `s` and returns its value and the rest of `s`, or `None` for Go's
+/// "invalid syntax". `\x` and octal escapes yield byte values (below 256).
+pub fn unquote_char(s: &str, quote: char) -> Option<(u32, &str)> {
+    let mut chars = s.chars();
+    let c = chars.next()?;
+    if c == quote && (quote == '\'' || quote == '"') {
+        return None;
+    }
+    if c != '\\' {
+        return Some((c as u32, chars.as_str()));
+    }
+    let rest = chars.as_str();
+    let e = *rest.as_bytes().first()?;
+    let after = &rest[1..];
+    let simple = match e {
+        b'a' => Some(7),
+        b'b' => Some(8),
+        b'f' => Some(0xc),
+        b'n' => Some(b'\n' as u32),
+        b'r' => Some(b'\r' as u32),
+        b't' => Some(b'\t' as u32),
+        b'v' => Some(0xb),
+        b'\\' => Some(b'\\' as u32),
+        b'\'' | b'"' => {
+            if e as char != quote {
+                return None;
+            }
+            Some(e as u32)
+        }
+        _ => None,
+    };
+    if let Some(v) = simple {
+        return Some((v, after));
+    }
+    let hex_len = match e {
+        b'x' => 2,
+        b'u' => 4,
+        b'U' => 8,
+        b'0'..=b'7' => {
+            let digits = rest.as_bytes().get(..3)?;
+            let mut v = 0u32;
+            for &d in digits {
+                if !(b'0'..=b'7').contains(&d) {
+                    return None;
+                }
+                v = v * 8 + u32::from(d - b'0');
+            }
+            if v > 255 {
+                return None;
+            }
+            return Some((v, &rest[3..]));
+        }
+        _ => return None,
+    };
+    let digits = after.get(..hex_len)?;
+    let v = u32::from_str_radix(digits, 16).ok()?;
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    if e != b'x' && char::from_u32(v).is_none() {
+        return None;
+    }
+    Some((v, &after[hex_len..]))
+}
+
+/// Go's `strconv.Unquote`: the value of a Go string literal (double-quoted,
+/// back-quoted or single-quoted character), or `None` for "invalid syntax".
+/// Byte escapes above `\x7f` cannot live in a Rust string and become U+FFFD.
+pub fn unquote(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    if bytes.len() < 2 {
+        return None;
+    }
+    let quote = bytes[0];
+    if quote != bytes[bytes.len() - 1] {
+        return None;
+    }
+    let body = &s[1..s.len() - 1];
+    match quote {
+        b'`' => {
+            if body.contains('`') {
+                return None;
+            }
+            Some(body.replace('\r', ""))
+        }
+        b'"' | b'\'' => {
+            if quote == b'"' && body.contains('\n') {
+                return None;
+            }
+            let mut out = String::with_capacity(body.len());
+            let mut rest = body;
+            let mut count = 0;
+            while !rest.is_empty() {
+                let (v, tail) = unquote_char(rest, quote as char)?;
+                out.push(
+                    char::from_u32(v)
+                        .filter(|_| v < 0x80 || !is_byte_escape(rest))
+                        .unwrap_or('\u{fffd}'),
+                );
+                rest = tail;
+                count += 1;
+                if quote == b'\'' && count > 1 {
+                    return None;
+                }
+            }
+            if quote == b'\'' && count != 1 {
+                return None;
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `s` starts with a `\x` or octal escape, which denote bytes.
+fn is_byte_escape(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() > 1 && b[0] == b'\\' && (b[1] == b'x' || (b'0'..=b'7').contains(&b[1]))
+}
+
+/// Go's `strconv.ParseUint(s, 0, 64)`: decimal, `0x`, `0o`, `0b` or
+/// leading-`0` octal, with `_` between digits.
+pub fn parse_uint_base0(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    let b = s.as_bytes();
+    let (radix, digits, prefixed) = if b[0] == b'0' && b.len() >= 2 {
+        match b[1].to_ascii_lowercase() {
+            b'x' => (16, &s[2..], true),
+            b'o' => (8, &s[2..], true),
+            b'b' => (2, &s[2..], true),
+            _ => (8, &s[1..], true),
+        }
+    } else {
+        (10, s, false)
+    };
+    if digits.contains('_') && !underscore_ok(s) {
+        return None;
+    }
+    let clean: String = digits.chars().filter(|&c| c != '_').collect();
+    if clean.is_empty() {
+        // "0x" alone is invalid; "0" itself took the decimal branch.
+        return if prefixed && !s[1..].starts_with(['x', 'X', 'o', 'O', 'b', 'B']) {
+            Some(0)
+        } else {
+            None
+        };
+    }
+    if clean.starts_with(['+', '-']) {
+        return None;
+    }
+    u64::from_str_radix(&clean, radix).ok()
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`: an optional sign, then what
+/// [`parse_uint_base0`] accepts, within the range of `i64`.
+pub fn parse_int_base0(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'+') => (false, &s[1..]),
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    let u = parse_uint_base0(body)?;
+    if neg {
+        if u > 1 << 63 {
+            return None;
+        }
+        Some((u as i64).wrapping_neg())
+    } else {
+        i64::try_from(u).ok()
+    }
+}
+
+/// Go's `strconv.FormatFloat(v, fmt, prec, 64)` for the formats `b`, `e`,
+/// `E`, `f`, `g`, `G`, `x` and `X`; a negative `prec` asks for the shortest
+/// representation that round-trips. Rounding is exact, ties to even, as Go's.
+pub fn format_float(v: f64, fmt: u8, prec: i32) -> String {
+    if v.is_nan() {
+        return "NaN".to_owned();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
+    }
+    let neg = v.is_sign_negative();
+    let mut out = String::new();
+    if neg {
+        out.push('-');
+    }
+    let a = v.abs();
+    match fmt {
+        b'b' => {
+            let bits = a.to_bits();
+            let mut exp = ((bits >> 52) & 0x7ff) as i64;
+            let mut mant = bits & ((1 << 52) - 1);
+            if exp == 0 {
+                exp += 1;
+            } else {
+                mant |= 1 << 52;
+            }
+            exp += -1023 - 52;
+            let _ = write!(out, "{mant}p{}{exp}", if exp >= 0 { "+" } else { "" });
+        }
+        b'x' | b'X' => format_hex_float(&mut out, a, fmt, prec),
+        b'f' if prec < 0 => {
+            let _ = write!(out, "{a}");
+        }
+        b'f' => {
+            let _ = write!(out, "{a:.*}", prec as usize);
+        }
+        b'e' | b'E' => {
+            let (digits, dp) =
+                decimal_digits(a, if prec < 0 { None } else { Some(prec as usize + 1) });
+            let p = if prec < 0 { digits.len().saturating_sub(1) } else { prec as usize };
+            push_exp_form(&mut out, &digits, dp, p, fmt);
+        }
+        b'g' | b'G' => {
+            let shortest = prec < 0;
+            let sig = if shortest { None } else { Some(prec.max(1) as usize) };
+            let (digits, dp) = decimal_digits(a, sig);
+            let nd = digits.len() as i64;
+            let mut p = if shortest { nd } else { i64::from(prec.max(1)) };
+            let mut eprec = p;
+            if eprec > nd && nd >= dp {
+                eprec = nd;
+            }
+            if shortest {
+                eprec = 6;
+            }
+            let exp = dp - 1;
+            if exp < -4 || exp >= eprec {
+                if p > nd {
+                    p = nd;
+                }
+                push_exp_form(&mut out, &digits, dp, (p - 1).max(0) as usize, fmt + b'e' - b'g');
+            } else {
+                if p > dp {
+                    p = nd;
+                }
+                push_fixed_form(&mut out, &digits, dp, (p - dp).max(0) as usize);
+            }
+        }
+        _ => {
+            // Go prints '%' followed by the format byte for an unknown format.
+            out.push('%');
+            out.push(fmt as char);
+        }
+    }
+    out
+}
+
+/// The decimal digits of `a` (non-negative, finite) without trailing zeros,
+/// and the decimal point position: `a = 0.d1d2... * 10^dp`. `significant`
+/// rounds to that many digits; `None` gives the shortest round-trip digits.
+/// Zero has no digits and `dp` 0, as in Go's `decimal`.
+fn decimal_digits(a: f64, significant: Option<usize>) -> (Vec<u8>, i64) {
+    if a == 0.0 {
+        return (Vec::new(), 0);
+    }
+    let sci = match significant {
+        Some(n) => format!("{a:.*e}", n.saturating_sub(1)),
+        None => format!("{a:e}"),
+    };
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let mut digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    while digits.len() > 1 && digits.last() == Some(&b'0') {
+        digits.pop();
+    }
+    (digits, exp + 1)
+}
+
+/// Go's `fmtE`: `d.ddde±dd` with `prec` digits after the point.
+fn push_exp_form(out: &mut String, digits: &[u8], dp: i64, prec: usize, fmt: u8) {
+    out.push(digits.first().map_or('0', |&d| d as char));
+    if prec > 0 {
+        out.push('.');
+        for i in 1..=prec {
+            out.push(digits.get(i).map_or('0', |&d| d as char));
+        }
+    }
+    out.push(fmt as char);
+    let exp = if digits.is_empty() { 0 } else { dp - 1 };
+    out.push(if exp < 0 { '-' } else { '+' });
+    let _ = write!(out, "{:02}", exp.abs());
+}
+
+/// Go's `fmtF`: the integer part, then `prec` digits after the point.
+fn push_fixed_form(out: &mut String, digits: &[u8], dp: i64, prec: usize) {
+    if dp > 0 {
+        for i in 0..dp as usize {
+            out.push(digits.get(i).map_or('0', |&d| d as char));
+        }
+    } else {
+        out.push('0');
+    }
+    if prec > 0 {
+        out.push('.');
+        for i in 1..=prec as i64 {
+            let j = dp + i - 1;
+            out.push(if j >= 0 { digits.get(j as usize).map_or('0', |&d| d as char) } else { '0' });
+        }
+    }
+}
+
+/// Go's `fmtX`: `0x1.hhhhp±dd`, rounded (ties to even) to `prec` hex digits
+/// when `prec` is in 0..15.
+fn format_hex_float(out: &mut String, a: f64, fmt: u8, prec: i32) {
+    let bits = a.to_bits();
+    let mut exp = ((bits >> 52) & 0x7ff) as i64;
+    let mut mant = bits & ((1 << 52) - 1);
+    if exp == 0 {
+        exp += 1;
+    } else {
+        mant |= 1 << 52;
+    }
+    exp -= 1023;
+    if mant == 0 {
+        exp = 0;
+    }
+    mant <<= 60 - 52;
+    while mant != 0 && mant & (1 << 60) == 0 {
+        mant <<= 1;
+        exp -= 1;
+    }
+    if (0..15).contains(&prec) {
+        let shift = prec as u32 * 4;
+        let extra = (mant << shift) & ((1 << 60) - 1);
+        mant >>= 60 - shift;
+        if extra | (mant & 1) > 1 << 59 {
+            mant += 1;
+        }
+        mant <<= 60 - shift;
+        if mant & (1 << 61) != 0 {
+            mant >>= 1;
+            exp += 1;
+        }
+    }
+    let hex: &[u8; 16] = if fmt == b'X' { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+    out.push('0');
+    out.push(fmt as char);
+    out.push((b'0' + ((mant >> 60) & 1) as u8) as char);
+    mant <<= 4;
+    if prec < 0 && mant != 0 {
+        out.push('.');
+        while mant != 0 {
+            out.push(hex[((mant >> 60) & 15) as usize] as char);
+            mant <<= 4;
+        }
+    } else if prec > 0 {
+        out.push('.');
+        for _ in 0..prec {
+            out.push(hex[((mant >> 60) & 15) as usize] as char);
+            mant <<= 4;
+        }
+    }
+    out.push(if fmt == b'X' { 'P' } else { 'p' });
+    out.push(if exp < 0 { '-' } else { '+' });
+    let _ = write!(out, "{:02}", exp.abs());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +848,8 @@ pub fn format_float_e_upper(v: f64) -> String {
 
 #[cfg(test)]
 mod format_e_tests {
+    use super::*;
+
     #[test]
     fn upper_e_is_shortest_with_two_digit_exponent() {
         use super::format_float_e_upper as e;
@@ -425,5 +860,73 @@ mod format_e_tests {
         assert_eq!(e(1e100), "1E+100");
         assert_eq!(e(0.0), "0E+00");
         assert_eq!(e(f64::INFINITY), "+Inf");
+    }
+
+    #[test]
+    fn format_float_formats_like_go() {
+        assert_eq!(format_float(1234567.0, b'g', 4), "1.235e+06");
+        assert_eq!(format_float(1.5, b'g', 4), "1.5");
+        assert_eq!(format_float(1000.0, b'g', 4), "1000");
+        assert_eq!(format_float(100000.0, b'g', 4), "1e+05");
+        assert_eq!(format_float(0.0, b'g', 4), "0");
+        assert_eq!(format_float(-0.0, b'g', -1), "-0");
+        assert_eq!(format_float(0.0001234, b'g', 3), "0.000123");
+        assert_eq!(format_float(0.00001234, b'g', 3), "1.23e-05");
+        assert_eq!(format_float(1e6, b'g', -1), "1e+06");
+        assert_eq!(format_float(123456.0, b'G', 3), "1.23E+05");
+        assert_eq!(format_float(1.23456, b'e', 2), "1.23e+00");
+        assert_eq!(format_float(0.0, b'e', 3), "0.000e+00");
+        assert_eq!(format_float(0.0, b'e', -1), "0e+00");
+        assert_eq!(format_float(1e-300, b'e', 1), "1.0e-300");
+        assert_eq!(format_float(0.125, b'f', 2), "0.12");
+        assert_eq!(format_float(2.5, b'f', 0), "2");
+        assert_eq!(format_float(-0.0, b'f', 2), "-0.00");
+        assert_eq!(format_float(1.0, b'x', -1), "0x1p+00");
+        assert_eq!(format_float(3.0, b'x', -1), "0x1.8p+01");
+        assert_eq!(format_float(1.0, b'X', 3), "0X1.000P+00");
+        assert_eq!(format_float(0.0, b'x', -1), "0x0p+00");
+        assert_eq!(format_float(1.0, b'b', -1), "4503599627370496p-52");
+        assert_eq!(format_float(f64::NAN, b'e', 3), "NaN");
+        assert_eq!(format_float(f64::NEG_INFINITY, b'f', 3), "-Inf");
+    }
+
+    #[test]
+    fn unquote_like_go() {
+        assert_eq!(unquote(r#""a\tb\u00e9\x41""#).as_deref(), Some("a\tbéA"));
+        assert_eq!(unquote("`a\\n`").as_deref(), Some("a\\n"));
+        assert_eq!(unquote("'x'").as_deref(), Some("x"));
+        assert_eq!(unquote("'xy'"), None);
+        assert_eq!(unquote(r#""\q""#), None);
+        assert_eq!(unquote(r#""\'""#), None);
+        assert_eq!(unquote(r#""\400""#), None);
+        assert_eq!(unquote_char(r"\101rest", '"'), Some((65, "rest")));
+        assert_eq!(unquote_char(r"\ud800", '"'), None);
+    }
+
+    #[test]
+    fn quote_variants_like_go() {
+        assert_eq!(quote_to_ascii("é\n"), r#""\u00e9\n""#);
+        assert_eq!(quote_rune(u32::from('\''), false), r"'\''");
+        assert_eq!(quote_rune(0x263a, false), "'☺'");
+        assert_eq!(quote_rune(0x263a, true), r"'\u263a'");
+        assert_eq!(quote_rune(0x110000, false), "'\u{fffd}'");
+        assert!(can_backquote("a\tb"));
+        assert!(!can_backquote("a`b"));
+    }
+
+    #[test]
+    fn parse_int_base0_like_go() {
+        assert_eq!(parse_int_base0("0x1F"), Some(31));
+        assert_eq!(parse_int_base0("017"), Some(15));
+        assert_eq!(parse_int_base0("0o17"), Some(15));
+        assert_eq!(parse_int_base0("0b101"), Some(5));
+        assert_eq!(parse_int_base0("-1_000"), Some(-1000));
+        assert_eq!(parse_int_base0("0"), Some(0));
+        assert_eq!(parse_int_base0("089"), None);
+        assert_eq!(parse_int_base0("0x"), None);
+        assert_eq!(parse_int_base0("1__0"), None);
+        assert_eq!(parse_int_base0("9223372036854775808"), None);
+        assert_eq!(parse_int_base0("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_uint_base0("18446744073709551615"), Some(u64::MAX));
     }
 }

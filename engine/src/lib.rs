@@ -15,6 +15,7 @@ pub mod promql;
 pub mod rules;
 pub mod sample;
 pub mod storage;
+pub mod templates;
 pub mod yaml;
 
 pub use labels::{Label, Labels};

@@ -375,7 +375,7 @@ fn parse_rule(
         let tname = format!("__alert_{alert}");
         for (what, list) in [("label", &labels), ("annotation", &annotations)] {
             for (k, v, pos) in list.iter() {
-                if let Err(e) = super::template_shim::check(&tname, v) {
+                if let Err(e) = crate::templates::check(&tname, v) {
                     fail(*pos, format!("{what} {}: {e}", crate::gofmt::quote(k)));
                 }
             }

@@ -4,11 +4,11 @@
 
 use std::collections::HashSet;
 
-use super::template_shim::{self as templates, QuerySample, TemplateData, TemplateQuerier};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{Engine, InstantSample, Value};
 use crate::sample::STALE_NAN;
 use crate::storage::{AppendError, Head, Queryable};
+use crate::templates::{self, QuerySample, TemplateData, TemplateQuerier};
 
 use super::alerting::{ALERT_NAME_LABEL, Alert, AlertingState, Candidate};
 use super::file::{GroupSpec, RuleExpr, RuleKind, RuleSpec};

@@ -6,7 +6,6 @@ pub mod alerting;
 pub mod backtest;
 pub mod file;
 pub mod group;
-mod template_shim;
 pub mod unittest;
 
 pub use alerting::{Alert, AlertState, AlertingState};
