@@ -3,16 +3,22 @@
 
 /// Prometheus's `model.ParseDuration`, in milliseconds: `0`, or unit groups
 /// `y w d h m s ms` in that order, each at most once (`1h30m`, `90s`, `2w`).
+///
+/// Unknown units are reported as "not a valid duration string", the wording
+/// of the regular-expression parser Prometheus's rule and config loading has
+/// long used; templates get the newer wording from [`parse_duration_nanos`].
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3_600_000_000_000),
-        ("w", 7 * 24 * 3_600_000_000_000),
-        ("d", 24 * 3_600_000_000_000),
-        ("h", 3_600_000_000_000),
-        ("m", 60_000_000_000),
-        ("s", 1_000_000_000),
-        ("ms", 1_000_000),
-    ];
+    parse_nanos(s, false).map(|n| n / 1_000_000)
+}
+
+/// [`parse_duration`] in nanoseconds, as Go's `time.Duration` holds it, with
+/// prometheus/common's current error for unknown units
+/// (`unknown unit "x" in duration "1x"`).
+pub fn parse_duration_nanos(s: &str) -> Result<i64, String> {
+    parse_nanos(s, true)
+}
+
+fn parse_nanos(s: &str, name_unknown_unit: bool) -> Result<i64, String> {
     match s {
         "0" => return Ok(0),
         "" => return Err("empty duration string".into()),
@@ -20,8 +26,8 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     }
     let invalid = || format!("not a valid duration string: {}", crate::gofmt::quote(s));
     let mut rest = s;
-    let mut nanos: u64 = 0;
-    let mut last_unit = 0usize;
+    let mut total: u64 = 0;
+    let mut last_unit = 0;
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
@@ -35,19 +41,62 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         }
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let pos = UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(invalid)? + 1;
+        const S: u64 = 1_000_000_000;
+        let (pos, mult) = match unit {
+            "ms" => (7, 1_000_000),
+            "s" => (6, S),
+            "m" => (5, 60 * S),
+            "h" => (4, 3600 * S),
+            "d" => (3, 24 * 3600 * S),
+            "w" => (2, 7 * 24 * 3600 * S),
+            "y" => (1, 365 * 24 * 3600 * S),
+            _ if !name_unknown_unit => return Err(invalid()),
+            _ => {
+                return Err(format!(
+                    "unknown unit {} in duration {}",
+                    crate::gofmt::quote(unit),
+                    crate::gofmt::quote(s)
+                ));
+            }
+        };
         if pos <= last_unit {
             return Err(invalid());
         }
         last_unit = pos;
-        let mult = UNITS[pos - 1].1;
-        nanos = v
+        total = v
             .checked_mul(mult)
-            .and_then(|x| nanos.checked_add(x))
+            .and_then(|x| total.checked_add(x))
             .filter(|&x| x <= i64::MAX as u64)
             .ok_or("duration out of range")?;
     }
-    Ok((nanos / 1_000_000) as i64)
+    Ok(total as i64)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date; months outside
+/// 1..=12 roll over into neighbouring years (Howard Hinnant's method).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = y + (m - 1).div_euclid(12);
+    let m = (m - 1).rem_euclid(12) + 1;
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Year, month (1-12) and day (1-31) of a day count since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Prometheus's `model.Duration.String()`: `0s`, `1m30s`, `2d`, `1w`, `1y`.
@@ -171,13 +220,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
             if tb[0] == b'-' { -m } else { m }
         }
     };
-    // Days from the civil date (proleptic Gregorian), Howard Hinnant's method.
-    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
     Some(secs * 1000 + frac_ms)
 }
@@ -189,16 +232,7 @@ pub fn format_rfc3339(ms: i64) -> String {
     let frac = ms.rem_euclid(1000);
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
-    // Civil date from days since the epoch (Howard Hinnant's method).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = civil_from_days(days);
     let mut out =
         format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60);
     if frac != 0 {

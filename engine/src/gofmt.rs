@@ -832,18 +832,7 @@ mod tests {
 /// exponent form with an upper-case `E` and at least two exponent digits
 /// (`1E+00`, `2.5E-07`), as promtool prints sample values.
 pub fn format_float_e_upper(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = match sci.split_once('e') {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (sci.as_str(), 0),
-    };
-    format!("{mantissa}E{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    format_float(v, b'E', -1)
 }
 
 #[cfg(test)]

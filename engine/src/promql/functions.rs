@@ -492,19 +492,10 @@ fn label_join(ev: &mut Evaluator, args: &[&Expr]) -> EvalResult<Val> {
 
 // ----- date functions ---------------------------------------------------------
 
-/// Year, month (1-12) and day (1-31) of a day count since 1970-01-01 (Howard
-/// Hinnant's civil-from-days).
+/// Year, month (1-12) and day (1-31) of a day count since 1970-01-01.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let (y, m, d) = crate::duration::civil_from_days(days);
+    (y, m as u32, d as u32)
 }
 
 fn is_leap(y: i64) -> bool {

@@ -10,6 +10,7 @@ use super::goregex::GoRegex;
 use super::gotime::GoTime;
 use super::printf::sprint_reflected;
 use super::value::{QueryResult, Sample, Value};
+use crate::duration::parse_duration_nanos;
 use crate::gofmt::{self, FloatError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -380,66 +381,9 @@ fn float_to_time(v: f64) -> Result<GoTime, String> {
 /// prometheus/common's `ParseDurationAllowNegative`, in nanoseconds.
 fn parse_duration_allow_negative(s: &str) -> Result<i64, String> {
     match s.strip_prefix('-') {
-        Some(rest) => parse_duration(rest).map(i64::wrapping_neg),
-        None => parse_duration(s),
+        Some(rest) => parse_duration_nanos(rest).map(i64::wrapping_neg),
+        None => parse_duration_nanos(s),
     }
-}
-
-/// prometheus/common's `ParseDuration`: `1h30m`, units y w d h m s ms, in
-/// decreasing order, no fractions.
-fn parse_duration(s: &str) -> Result<i64, String> {
-    match s {
-        "0" => return Ok(0),
-        "" => return Err("empty duration string".to_owned()),
-        _ => {}
-    }
-    let invalid = || format!("not a valid duration string: {}", gofmt::quote(s));
-    let mut rest = s;
-    let mut total: u64 = 0;
-    let mut last_unit = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let v: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
-        if unit_len == 0 {
-            return Err(invalid());
-        }
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        const S: u64 = 1_000_000_000;
-        let (pos, mult) = match unit {
-            "ms" => (7, 1_000_000),
-            "s" => (6, S),
-            "m" => (5, 60 * S),
-            "h" => (4, 3600 * S),
-            "d" => (3, 24 * 3600 * S),
-            "w" => (2, 7 * 24 * 3600 * S),
-            "y" => (1, 365 * 24 * 3600 * S),
-            _ => {
-                return Err(format!(
-                    "unknown unit {} in duration {}",
-                    gofmt::quote(unit),
-                    gofmt::quote(s)
-                ));
-            }
-        };
-        if pos <= last_unit {
-            return Err(invalid());
-        }
-        last_unit = pos;
-        if v > (1u64 << 63) / mult {
-            return Err("duration out of range".to_owned());
-        }
-        total += v * mult;
-        if total > i64::MAX as u64 {
-            return Err("duration out of range".to_owned());
-        }
-    }
-    Ok(total as i64)
 }
 
 /// Go's `net.SplitHostPort`, or `None` where it returns an error.
@@ -699,14 +643,20 @@ mod tests {
     fn durations_parse_like_prometheus() {
         assert_eq!(parse_duration_allow_negative("1h2m10ms"), Ok(3_720_010_000_000));
         assert_eq!(parse_duration_allow_negative("-1h2m10ms"), Ok(-3_720_010_000_000));
-        assert_eq!(parse_duration("1m1h"), Err("not a valid duration string: \"1m1h\"".to_owned()));
-        assert_eq!(parse_duration("1x"), Err("unknown unit \"x\" in duration \"1x\"".to_owned()));
         assert_eq!(
-            parse_duration("1.5h"),
+            parse_duration_nanos("1m1h"),
+            Err("not a valid duration string: \"1m1h\"".to_owned())
+        );
+        assert_eq!(
+            parse_duration_nanos("1x"),
+            Err("unknown unit \"x\" in duration \"1x\"".to_owned())
+        );
+        assert_eq!(
+            parse_duration_nanos("1.5h"),
             Err("unknown unit \".\" in duration \"1.5h\"".to_owned())
         );
-        assert_eq!(parse_duration(""), Err("empty duration string".to_owned()));
-        assert_eq!(parse_duration("300y"), Err("duration out of range".to_owned()));
+        assert_eq!(parse_duration_nanos(""), Err("empty duration string".to_owned()));
+        assert_eq!(parse_duration_nanos("300y"), Err("duration out of range".to_owned()));
     }
 
     #[test]
