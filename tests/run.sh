@@ -13,6 +13,24 @@ rustup target add wasm32-unknown-unknown >/dev/null
 rustup component add rustfmt clippy >/dev/null
 rustc --version
 
+step "system packages"
+# End-to-end tests run the real Alertmanager and compare against a real
+# Prometheus, both from Debian. apt-get only runs when something is missing.
+need=()
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v promtool >/dev/null || need+=(prometheus)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  # No services are started by the packages' scripts in a container without
+  # systemd; the tests start their own processes on 127.0.0.1.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+prometheus --version 2>&1 | head -1
+prometheus-alertmanager --version 2>&1 | head -1
+
 step "format"
 cargo fmt --all -- --check
 

@@ -12,6 +12,8 @@ pub mod labels;
 pub mod matcher;
 pub mod notation;
 pub mod promql;
+pub mod relabel;
+pub mod remote_write;
 pub mod rules;
 pub mod sample;
 pub mod storage;

@@ -1,6 +1,14 @@
 //! `tocsin`: the tocsin service and command-line tool.
 
+mod api;
 mod cli;
+mod config;
+mod metrics;
+mod notifier;
+mod scheduler;
+mod scrape;
+mod server;
+mod wal;
 
 use std::process::ExitCode;
 
@@ -18,8 +26,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the service (the default when no command is given).
-    Serve,
+    /// Run the service (the default when no command is given): scrape targets,
+    /// accept remote write and imports, evaluate rules, send alerts to
+    /// Alertmanager and serve Prometheus's HTTP API.
+    Serve(ServeArgs),
     /// Unit-test rules (a drop-in for `promtool test rules`).
     #[command(subcommand)]
     Test(TestCommand),
@@ -30,6 +40,26 @@ enum Command {
     /// state change (pending, firing, resolved) and every notification
     /// Alertmanager would have received.
     Backtest(BacktestArgs),
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Configuration file: any prometheus.yml works, plus tocsin's own keys
+    /// (auth, limits, storage, modules). Without it, an embedded default
+    /// scrapes tocsin itself and evaluates example rules.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Address to listen on. Loopback by default: to expose tocsin, set an
+    /// auth bearer_token in the config and listen on 0.0.0.0:PORT.
+    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_LISTEN)]
+    listen: Option<std::net::SocketAddr>,
+    /// Where samples (write-ahead log and checkpoints) and state are kept.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    data_dir: Option<std::path::PathBuf>,
+    /// The URL users reach tocsin at, for alert links (generatorURL).
+    /// Default: http://LISTEN.
+    #[arg(long, value_name = "URL")]
+    external_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -104,15 +134,38 @@ enum CheckCommand {
         #[arg(long)]
         ignore_unknown_fields: bool,
     },
+    /// Check configuration files (a superset of prometheus.yml) and the rule
+    /// files they name. Keys Prometheus knows but tocsin ignores are warnings;
+    /// anything else unknown is an error.
+    Config {
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOCSIN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let opts = server::ServeOptions {
+        config: a.config,
+        listen: a.listen.unwrap_or_else(|| server::DEFAULT_LISTEN.parse().expect("valid default")),
+        data_dir: a.data_dir.unwrap_or_else(|| "data".into()),
+        external_url: a.external_url,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(server::run(opts))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            eprintln!("tocsin serve: the service is not built yet in this version");
-            Ok(ExitCode::from(2))
-        }
+    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(a) => serve(a),
         Command::Test(TestCommand::Rules(a)) => cli::test_rules::run(cli::test_rules::Args {
             files: a.files,
             run: a.run,
@@ -131,6 +184,7 @@ fn main() -> ExitCode {
         Command::Check(CheckCommand::Rules { files, ignore_unknown_fields }) => {
             Ok(cli::check::rules(&files, ignore_unknown_fields))
         }
+        Command::Check(CheckCommand::Config { files }) => Ok(cli::check::config(&files)),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,168 @@
 //! Shared helpers for tocsin's end-to-end tests (real processes on 127.0.0.1).
+//!
+//! Every process a test starts is owned by a [`Proc`], which kills it by pid
+//! when dropped (also when the test panics), and every wait is bounded.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The `tocsin` binary of this build: `cargo test --workspace` builds it next
+/// to the test binaries (`target/<profile>/tocsin`).
+pub fn tocsin_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let bin = profile_dir.join("tocsin");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (`cargo build -p tocsin-host`; `cargo test --workspace` does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A fresh directory under the system temp dir, removed by [`TempDir`]'s drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tocsin-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed (by its pid) when dropped. Its output goes to a
+/// log file, shown by [`Proc::log`] when a test needs to explain a failure.
+pub struct Proc {
+    child: Option<Child>,
+    log: PathBuf,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+        let out = File::create(&log).expect("create log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("clone log handle"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc { child: Some(child), log, name: name.to_owned() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        let Some(mut c) = self.child.take() else { return true };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let begin = Instant::now();
+        while begin.elapsed() < within {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// Panics with the log if the process already exited.
+    pub fn assert_running(&mut self) {
+        if let Some(c) = &mut self.child
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            panic!("{} exited with {status}:\n{}", self.name, self.log());
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, for at most `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let begin = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(begin.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// Starts the real Alertmanager on `port`, routing every alert to
+/// `webhook_url` without group waits, resolved notifications on.
+pub fn start_alertmanager(dir: &Path, port: u16, webhook_url: &str) -> Proc {
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  \
+             group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    \
+             webhook_configs:\n      - url: '{webhook_url}'\n        send_resolved: true\n"
+        ),
+    )
+    .expect("write Alertmanager config");
+    Proc::spawn(
+        "alertmanager",
+        Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            // An empty address turns clustering (and its gossip port) off.
+            .arg("--cluster.listen-address="),
+        dir.join(format!("alertmanager-{port}.log")),
+    )
+}

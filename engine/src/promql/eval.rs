@@ -295,7 +295,7 @@ impl<'a> Evaluator<'a> {
 
     // ----- selectors -------------------------------------------------------
 
-    fn matchers(vs: &VectorSelector) -> EvalResult<Vec<Vec<Matcher>>> {
+    pub(super) fn matchers(vs: &VectorSelector) -> EvalResult<Vec<Vec<Matcher>>> {
         let convert = |m: &promql_parser::label::Matcher| -> EvalResult<Matcher> {
             let op = match m.op {
                 ParserOp::Equal => MatchOp::Equal,

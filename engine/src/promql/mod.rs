@@ -111,6 +111,19 @@ fn prometheus_wording(msg: &str) -> String {
     format!("parse error: {out}")
 }
 
+/// Parses a series selector such as the `match[]` parameter of the series and
+/// label APIs (`up{job="x"}`): one matcher set per `or` alternative. Anything
+/// other than a bare vector selector is refused, as Prometheus does.
+pub fn parse_series_selector(s: &str) -> Result<Vec<Vec<crate::matcher::Matcher>>, QueryError> {
+    match parse(s)? {
+        Expr::VectorSelector(vs) => eval::Evaluator::matchers(&vs),
+        _ => Err(QueryError::Parse(format!(
+            "parse error: expected a vector selector, got {}",
+            crate::gofmt::quote(s)
+        ))),
+    }
+}
+
 impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
         Engine { opts }

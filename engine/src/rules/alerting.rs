@@ -82,6 +82,59 @@ pub struct Candidate {
 pub struct AlertingState {
     /// Active alerts by label set (sorted, so iteration is deterministic).
     pub active: BTreeMap<Labels, Alert>,
+    /// `for` state read back from storage after a restart, consumed by the
+    /// next [`AlertingState::step`]; see [`ForStateRestore`].
+    pub restore: Option<ForStateRestore>,
+}
+
+/// What `ALERTS_FOR_STATE` said about an alert before a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestoredFor {
+    /// The alert's `active_at` (ms; the series holds whole seconds).
+    pub active_at: i64,
+    /// The time of the series' last sample: when the old process last saw
+    /// the alert active.
+    pub last_seen: i64,
+}
+
+/// Restoring `for` state after a restart, as Prometheus's `RestoreForState`
+/// does, with one deliberate difference: an alert whose `for` had already
+/// elapsed (it was firing) comes back firing in the very first evaluation,
+/// whatever its `for`, instead of showing pending for one cycle and, for
+/// `for` shorter than the grace period, starting its wait over.
+#[derive(Clone, Debug, Default)]
+pub struct ForStateRestore {
+    /// By alert label set (the series' labels without `__name__`).
+    pub alerts: std::collections::HashMap<Labels, RestoredFor>,
+    /// Prometheus's `rules.alert.for-outage-tolerance` (1h): older state is ignored.
+    pub outage_tolerance_ms: i64,
+    /// Prometheus's `rules.alert.for-grace-period` (10m): a pending alert
+    /// gets at least this long after a restart before it fires.
+    pub grace_ms: i64,
+}
+
+impl ForStateRestore {
+    /// The `active_at` a new alert seen at `ts` starts with, or `None` to
+    /// start afresh.
+    fn active_at(&self, labels: &Labels, ts: i64, hold_ms: i64) -> Option<i64> {
+        let r = self.alerts.get(labels)?;
+        if ts - r.last_seen > self.outage_tolerance_ms || r.active_at > r.last_seen {
+            return None;
+        }
+        let remaining = hold_ms - (r.last_seen - r.active_at);
+        if remaining <= 0 {
+            // Already firing before the restart: stays firing.
+            return Some(r.active_at);
+        }
+        if hold_ms < self.grace_ms {
+            return None;
+        }
+        if remaining < self.grace_ms {
+            return Some(ts + self.grace_ms - hold_ms);
+        }
+        // The downtime does not count towards `for`.
+        Some(r.active_at + (ts - r.last_seen))
+    }
 }
 
 /// What one evaluation of an alerting rule produced.
@@ -133,13 +186,19 @@ impl AlertingState {
             );
         }
         let seen: Vec<Labels> = current.keys().cloned().collect();
-        for (labels, a) in current {
+        let restore = self.restore.take();
+        for (labels, mut a) in current {
             match self.active.get_mut(&labels) {
                 Some(existing) if existing.state != AlertState::Inactive => {
                     existing.value = a.value;
                     existing.annotations = a.annotations;
                 }
                 _ => {
+                    if let Some(at) =
+                        restore.as_ref().and_then(|r| r.active_at(&labels, ts, hold_ms))
+                    {
+                        a.active_at = at;
+                    }
                     self.active.insert(labels, a);
                 }
             }

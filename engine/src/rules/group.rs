@@ -153,6 +153,74 @@ impl Group {
         ((base + offset) / 1_000_000) as i64
     }
 
+    /// Takes over the state of the same rules in `old`, the group this one
+    /// replaces on a config reload: active alerts, health and the series to
+    /// mark stale. Rules match by kind and name, the n-th rule of a name to
+    /// the n-th, as Prometheus's `CopyState` matches them.
+    pub fn copy_state_from(&mut self, old: &Group) {
+        let key = |r: &RuleState| (r.spec.is_alert(), r.spec.name.clone());
+        let mut seen: std::collections::HashMap<(bool, String), usize> = Default::default();
+        for rule in &mut self.rules {
+            let k = key(rule);
+            let nth = seen.entry(k.clone()).or_insert(0);
+            let found = old.rules.iter().filter(|o| key(o) == k).nth(*nth);
+            *nth += 1;
+            if let Some(o) = found {
+                rule.alerts.active = o.alerts.active.clone();
+                rule.health = o.health;
+                rule.last_error = o.last_error.clone();
+                rule.last_eval_ms = o.last_eval_ms;
+                rule.eval_duration_ns = o.eval_duration_ns;
+                rule.written = o.written.clone();
+            }
+        }
+    }
+
+    /// Prepares the next evaluation to restore `for` state from the
+    /// `ALERTS_FOR_STATE` series in `head` (after a restart); see
+    /// [`ForStateRestore`](super::alerting::ForStateRestore).
+    pub fn restore_for_state(
+        &mut self,
+        head: &Head,
+        ts: i64,
+        outage_tolerance_ms: i64,
+        grace_ms: i64,
+    ) {
+        use super::alerting::{ALERTS_FOR_STATE_METRIC, ForStateRestore, RestoredFor};
+        use crate::matcher::Matcher;
+        let mint = ts - outage_tolerance_ms;
+        for rule in &mut self.rules {
+            if !rule.spec.is_alert() {
+                continue;
+            }
+            let matchers = [
+                Matcher::equal(METRIC_NAME, ALERTS_FOR_STATE_METRIC),
+                Matcher::equal(ALERT_NAME_LABEL, rule.spec.name.as_str()),
+            ];
+            let mut restore =
+                ForStateRestore { outage_tolerance_ms, grace_ms, ..Default::default() };
+            let Ok(series) = head.select(&matchers, mint, ts) else { continue };
+            let mut buf = Vec::new();
+            for s in series {
+                buf.clear();
+                if head.samples(s.id, mint, ts, &mut buf).is_err() {
+                    continue;
+                }
+                // The last sample, unless the series went stale: then the
+                // alert had resolved before the restart.
+                if let Some(last) = buf.last().filter(|x| !crate::sample::is_stale_nan(x.v)) {
+                    restore.alerts.insert(
+                        s.labels.without_metric_name(),
+                        RestoredFor { active_at: (last.v * 1000.0) as i64, last_seen: last.t },
+                    );
+                }
+            }
+            if !restore.alerts.is_empty() {
+                rule.alerts.restore = Some(restore);
+            }
+        }
+    }
+
     /// Evaluates every rule at `ts` (ms), writing results into `env.head`.
     /// Returns the alerts that would be sent to Alertmanager.
     pub fn eval(&mut self, ts: i64, env: &mut EvalEnv<'_, '_>) -> Vec<Notification> {
@@ -383,5 +451,96 @@ impl TemplateQuerier for EngineQuerier<'_> {
                 value: s.v,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{AlertState, ParseOptions, parse_rule_file};
+
+    const RULES: &str = r#"
+groups:
+  - name: g
+    interval: 1m
+    rules:
+      - alert: High
+        expr: x > 1
+        for: 5m
+      - alert: Slow
+        expr: x > 1
+        for: 20m
+"#;
+
+    fn group() -> Group {
+        let f = parse_rule_file("r.yml", RULES, ParseOptions::default()).unwrap();
+        Group::new("r.yml", &f.groups[0], 60_000, 0)
+    }
+
+    fn run(g: &mut Group, head: &Head, from_min: i64, to_min: i64) {
+        let engine = Engine::default();
+        let ext = Labels::empty();
+        for m in from_min..=to_min {
+            let ts = m * 60_000;
+            head.append_labels(&Labels::from_pairs(&[("__name__", "x")]), ts, 5.0).unwrap();
+            let mut env = EvalEnv {
+                engine: &engine,
+                head,
+                external_labels: &ext,
+                external_url: "",
+                resend_delay_ms: DEFAULT_RESEND_DELAY_MS,
+                wasm: None,
+                clock_ns: None,
+            };
+            g.eval(ts, &mut env);
+        }
+    }
+
+    fn state(g: &Group, rule: usize) -> (AlertState, i64) {
+        let a = g.rules[rule].alerts.active.values().next().expect("an alert");
+        (a.state, a.active_at)
+    }
+
+    #[test]
+    fn restart_restores_for_state_and_firing_stays_firing() {
+        let head = Head::default();
+        let mut before = group();
+        run(&mut before, &head, 0, 10);
+        assert_eq!(state(&before, 0), (AlertState::Firing, 0));
+        assert_eq!(state(&before, 1), (AlertState::Pending, 0));
+
+        // A restart after 3 minutes of downtime: a fresh group over the same storage.
+        let mut after = group();
+        after.restore_for_state(&head, 13 * 60_000, 3_600_000, 600_000);
+        run(&mut after, &head, 13, 13);
+        // Firing before: firing in the very first evaluation, same active_at.
+        assert_eq!(state(&after, 0), (AlertState::Firing, 0));
+        // Pending with 10m to go: the downtime does not count.
+        assert_eq!(state(&after, 1), (AlertState::Pending, 3 * 60_000));
+        // Restoring is a one-off.
+        assert!(after.rules.iter().all(|r| r.alerts.restore.is_none()));
+    }
+
+    #[test]
+    fn state_older_than_the_outage_tolerance_is_not_restored() {
+        let head = Head::default();
+        let mut before = group();
+        run(&mut before, &head, 0, 10);
+        let mut after = group();
+        let ts = 80 * 60_000;
+        after.restore_for_state(&head, ts, 3_600_000, 600_000);
+        run(&mut after, &head, 80, 80);
+        assert_eq!(state(&after, 0), (AlertState::Pending, ts));
+    }
+
+    #[test]
+    fn reload_carries_alert_state_over() {
+        let head = Head::default();
+        let mut old = group();
+        run(&mut old, &head, 0, 10);
+        let mut new = group();
+        new.copy_state_from(&old);
+        assert_eq!(state(&new, 0), (AlertState::Firing, 0));
+        assert_eq!(state(&new, 1), (AlertState::Pending, 0));
     }
 }

@@ -11,7 +11,9 @@
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 
 use hashbrown::HashTable;
 
@@ -23,6 +25,23 @@ use super::chunk;
 use super::postings::Postings;
 use super::series::SeriesChunks;
 use super::{Queryable, SelectedSeries, SeriesId, StorageError};
+
+/// Receives every change a [`Head`] accepts, so the host can make them
+/// durable (a write-ahead log) while the engine stays free of I/O.
+///
+/// Calls are made with head locks held, which is what keeps the log's order
+/// replayable: a series is announced under the index write lock, before any
+/// handle to it exists, and a series' samples are reported under that series'
+/// lock, so they reach the log in the order the head took them. Implementations
+/// must therefore be quick (buffer, never block on I/O) and must not call back
+/// into the head.
+pub trait AppendLog: Send + Sync {
+    /// A new series, reported once, before any of its samples.
+    fn series_created(&self, id: SeriesId, labels: &Labels);
+    /// Samples appended to series `id`, oldest first. Rejected samples and
+    /// exact resends of the newest sample are not reported.
+    fn samples_appended(&self, id: SeriesId, samples: &[Sample]);
+}
 
 /// Tuning of a [`Head`].
 #[derive(Clone, Debug)]
@@ -207,6 +226,9 @@ pub struct Head {
     out_of_order: AtomicU64,
     duplicates: AtomicU64,
     out_of_bounds: AtomicU64,
+    /// Set once, after durability has replayed its log into the head; a
+    /// single atomic load on the append path when unset.
+    append_log: OnceLock<Arc<dyn AppendLog>>,
 }
 
 impl Default for Head {
@@ -226,7 +248,14 @@ impl Head {
             out_of_order: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             out_of_bounds: AtomicU64::new(0),
+            append_log: OnceLock::new(),
         }
+    }
+
+    /// Installs the log that is told of every accepted change from now on.
+    /// There is one per head: a second call hands its log back.
+    pub fn set_append_log(&self, log: Arc<dyn AppendLog>) -> Result<(), Arc<dyn AppendLog>> {
+        self.append_log.set(log)
     }
 
     fn read_index(&self) -> RwLockReadGuard<'_, Index> {
@@ -259,6 +288,9 @@ impl Head {
         idx.by_id.insert_unique(id_hash(id), s.clone(), |s| id_hash(s.id));
         idx.postings.add(id, &s.labels);
         idx.series_created += 1;
+        if let Some(log) = self.append_log.get() {
+            log.series_created(id, &s.labels);
+        }
         SeriesHandle(s)
     }
 
@@ -273,7 +305,11 @@ impl Head {
     pub fn append(&self, series: &SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
         let appended = {
             let mut st = series.0.lock();
-            self.append_locked(&mut st, t, v)
+            let appended = self.append_locked(&mut st, t, v);
+            if let (Ok(true), Some(log)) = (&appended, self.append_log.get()) {
+                log.samples_appended(series.0.id, &[Sample::new(t, v)]);
+            }
+            appended
         };
         match appended {
             Ok(true) => {
@@ -293,12 +329,18 @@ impl Head {
     /// removed series rejects them all.
     pub fn append_many(&self, series: &SeriesHandle, samples: &[Sample]) -> AppendSummary {
         let mut summary = AppendSummary::default();
+        let log = self.append_log.get();
         {
             let mut st = series.0.lock();
-            for s in samples {
-                match self.append_locked(&mut st, s.t, s.v) {
-                    Ok(true) => summary.appended += 1,
-                    Ok(false) => {}
+            // Accepted samples are logged in runs, so a clean batch is one call.
+            let mut run_start = 0;
+            for (i, s) in samples.iter().enumerate() {
+                let accepted = match self.append_locked(&mut st, s.t, s.v) {
+                    Ok(true) => {
+                        summary.appended += 1;
+                        true
+                    }
+                    Ok(false) => false,
                     Err(AppendError::SeriesRemoved) => {
                         summary.rejected = samples.len();
                         summary.first_error = Some(AppendError::SeriesRemoved);
@@ -308,8 +350,22 @@ impl Head {
                         self.count_rejection(&e);
                         summary.rejected += 1;
                         summary.first_error.get_or_insert(e);
+                        false
                     }
+                };
+                if !accepted {
+                    if let Some(log) = log
+                        && run_start < i
+                    {
+                        log.samples_appended(series.0.id, &samples[run_start..i]);
+                    }
+                    run_start = i + 1;
                 }
+            }
+            if let Some(log) = log
+                && run_start < samples.len()
+            {
+                log.samples_appended(series.0.id, &samples[run_start..]);
             }
         }
         self.samples_appended.0.fetch_add(summary.appended as u64, Ordering::Relaxed);
@@ -452,6 +508,37 @@ impl Head {
             series_created: idx.series_created,
             series_removed: idx.series_removed,
         }
+    }
+
+    /// Calls `f` with every series and its samples at or after `mint` (and
+    /// the retention bound), in id order; series without such samples are
+    /// included, with none. For checkpoints: each series is decoded under its
+    /// own lock and `f` runs with no lock held, so appends and series
+    /// creation carry on meanwhile. Series created during the walk may or may
+    /// not be visited.
+    pub fn for_each_series<E: From<StorageError>>(
+        &self,
+        mint: i64,
+        mut f: impl FnMut(SeriesId, &Labels, &[Sample]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mint = self.readable_from(mint);
+        let mut all: Vec<Arc<MemSeries>> = self.read_index().by_id.iter().cloned().collect();
+        all.sort_unstable_by_key(|s| s.id);
+        let mut buf = Vec::new();
+        for s in all {
+            buf.clear();
+            {
+                let st = s.lock();
+                if st.removed {
+                    continue;
+                }
+                st.chunks
+                    .read(mint, i64::MAX, &mut buf)
+                    .map_err(|e| StorageError::Source(format!("series {}: {e}", s.id)))?;
+            }
+            f(s.id, &s.labels, &buf)?;
+        }
+        Ok(())
     }
 
     /// Heap bytes held, by purpose. Walks every series, like [`Head::stats`].
@@ -863,6 +950,95 @@ mod tests {
                 assert_eq!(cmp_interned(a, b), a.cmp(b), "{a} vs {b}");
             }
         }
+    }
+
+    /// A series announcement (with labels) or a batch of samples.
+    type Logged = (SeriesId, Option<Labels>, Vec<Sample>);
+
+    #[derive(Default)]
+    struct RecordingLog(Mutex<Vec<Logged>>);
+
+    impl AppendLog for RecordingLog {
+        fn series_created(&self, id: SeriesId, labels: &Labels) {
+            self.0.lock().unwrap().push((id, Some(labels.clone()), Vec::new()));
+        }
+        fn samples_appended(&self, id: SeriesId, samples: &[Sample]) {
+            self.0.lock().unwrap().push((id, None, samples.to_vec()));
+        }
+    }
+
+    #[test]
+    fn append_log_sees_exactly_the_accepted_changes() {
+        let h = Head::default();
+        let before = h.get_or_create(&l(&[("a", "before")]));
+        h.append(&before, 1, 1.0).unwrap();
+        let log = Arc::new(RecordingLog::default());
+        assert!(h.set_append_log(log.clone()).is_ok());
+        assert!(h.set_append_log(log.clone()).is_err(), "one log per head");
+
+        let s = h.get_or_create(&l(&[("a", "b")]));
+        h.get_or_create(&l(&[("a", "b")]));
+        h.append(&s, 10, 1.0).unwrap();
+        h.append(&s, 10, 1.0).unwrap(); // exact resend
+        h.append(&s, 5, 1.0).unwrap_err();
+        h.append(&before, 2, STALE_NAN).unwrap();
+        let batch = [
+            Sample::new(20, 2.0),
+            Sample::new(30, 3.0),
+            Sample::new(30, 3.0),
+            Sample::new(25, 9.0),
+            Sample::new(40, 4.0),
+        ];
+        assert_eq!(h.append_many(&s, &batch).appended, 3);
+        h.append_labels(&l(&[("a", "c")]), 7, 7.0).unwrap();
+
+        let got = log.0.lock().unwrap().clone();
+        let (b, c) = (before.id(), s.id());
+        let want = vec![
+            (c, Some(l(&[("a", "b")])), vec![]),
+            (c, None, vec![Sample::new(10, 1.0)]),
+            (b, None, vec![Sample::new(2, STALE_NAN)]),
+            (c, None, vec![Sample::new(20, 2.0), Sample::new(30, 3.0)]),
+            (c, None, vec![Sample::new(40, 4.0)]),
+            (c + 1, Some(l(&[("a", "c")])), vec![]),
+            (c + 1, None, vec![Sample::new(7, 7.0)]),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((g.0, &g.1), (w.0, &w.1));
+            assert!(g.2.len() == w.2.len() && g.2.iter().zip(&w.2).all(|(x, y)| x.bit_eq(y)));
+        }
+    }
+
+    #[test]
+    fn for_each_series_walks_every_series_from_mint() {
+        let h = Head::new(HeadOptions { chunk_samples: 4 });
+        let a = h.get_or_create(&l(&[("a", "1")]));
+        for t in 0..10 {
+            h.append(&a, t * 10, t as f64).unwrap();
+        }
+        h.get_or_create(&l(&[("a", "empty")]));
+        h.append_labels(&l(&[("a", "old")]), 5, STALE_NAN).unwrap();
+        let mut seen = Vec::new();
+        h.for_each_series(45, |id, labels, samples| {
+            seen.push((id, labels.to_string(), samples.iter().map(|s| s.t).collect::<Vec<_>>()));
+            Ok::<_, StorageError>(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (0, r#"{a="1"}"#.to_string(), vec![50, 60, 70, 80, 90]),
+                (1, r#"{a="empty"}"#.to_string(), vec![]),
+                (2, r#"{a="old"}"#.to_string(), vec![]),
+            ]
+        );
+        let mut visited = 0;
+        let stop = h.for_each_series(0, |id, _, _| {
+            visited += 1;
+            if id == 1 { Err(StorageError::Source("stop".into())) } else { Ok(()) }
+        });
+        assert!(matches!(stop, Err(StorageError::Source(_))) && visited == 2);
     }
 
     #[test]

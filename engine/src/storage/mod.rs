@@ -5,7 +5,8 @@
 //!   values); public so durability in the host can persist and reload them.
 //! - `series`: one series' chunks, packed into a single buffer.
 //! - `postings`: the inverted index that resolves label matchers.
-//! - [`head`]: series creation, appends, retention and queries.
+//! - [`head`]: series creation, appends, retention and queries, and the
+//!   [`AppendLog`] hook through which the host makes appends durable.
 //!
 //! Measured by `cargo bench -p tocsin-engine --bench storage` (throughput and
 //! latency) and `--bench storage_memory` (bytes per series and per sample).
@@ -18,7 +19,7 @@ mod postings;
 mod series;
 
 pub use head::{
-    AppendError, AppendSummary, Head, HeadMemory, HeadOptions, HeadStats, SeriesHandle,
+    AppendError, AppendLog, AppendSummary, Head, HeadMemory, HeadOptions, HeadStats, SeriesHandle,
 };
 
 use crate::labels::{Labels, Str};

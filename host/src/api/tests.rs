@@ -1,0 +1,210 @@
+//! In-process tests of every endpoint through the router (no socket).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use tocsin_engine::Labels;
+use tocsin_engine::remote_write::{self, TimeSeries};
+use tocsin_engine::sample::Sample;
+use tocsin_engine::storage::Head;
+
+use crate::server::{AppState, ServeOptions, build};
+
+fn state() -> Arc<AppState> {
+    let head = Arc::new(Head::default());
+    let opts = ServeOptions {
+        config: None,
+        listen: "127.0.0.1:9099".parse().unwrap(),
+        data_dir: "unused".into(),
+        external_url: None,
+    };
+    let s = build(opts, None, head);
+    let l = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs);
+    for (i, v) in [1.0, 2.0, 3.0].into_iter().enumerate() {
+        let t = 1_000_000 + i as i64 * 15_000;
+        s.head
+            .append_labels(&l(&[("__name__", "up"), ("job", "a"), ("instance", "x")]), t, v)
+            .unwrap();
+        s.head
+            .append_labels(&l(&[("__name__", "up"), ("job", "b"), ("instance", "y")]), t, 0.0)
+            .unwrap();
+    }
+    s
+}
+
+async fn call(s: &Arc<AppState>, req: Request<Body>) -> (StatusCode, String) {
+    let resp = crate::api::router(s.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn get(s: &Arc<AppState>, uri: &str) -> (StatusCode, Value) {
+    let (status, body) = call(s, Request::get(uri).body(Body::empty()).unwrap()).await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+}
+
+#[tokio::test]
+async fn instant_query_has_prometheus_shape() {
+    let s = state();
+    let (st, v) = get(&s, "/api/v1/query?query=up%7Bjob%3D%22a%22%7D&time=1030").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["data"]["resultType"], "vector");
+    let r = &v["data"]["result"][0];
+    assert_eq!(r["metric"]["job"], "a");
+    assert_eq!(r["value"][0], 1030);
+    assert_eq!(r["value"][1], "3");
+}
+
+#[tokio::test]
+async fn range_query_over_post_form() {
+    let s = state();
+    let req = Request::post("/api/v1/query_range")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("query=sum(up)&start=1000&end=1030&step=15"))
+        .unwrap();
+    let (st, body) = call(&s, req).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["resultType"], "matrix");
+    let values = v["data"]["result"][0]["values"].as_array().unwrap();
+    assert_eq!(values.len(), 3);
+    assert_eq!(values[2], serde_json::json!([1030, "3"]));
+}
+
+#[tokio::test]
+async fn bad_queries_are_bad_data_and_execution_errors() {
+    let s = state();
+    let (st, v) = get(&s, "/api/v1/query?query=sum(").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["errorType"], "bad_data");
+    assert!(v["error"].as_str().unwrap().contains("parse error"), "{v}");
+    let (st, v) = get(&s, "/api/v1/query_range?query=up&start=10&end=1&step=1").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let (st, v) = get(&s, "/api/v1/query_range?query=up&start=0&end=100000&step=1").await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errorType"], "execution");
+    let (st, _) = get(&s, "/api/v1/query").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn series_labels_and_values() {
+    let s = state();
+    let (st, v) = get(&s, "/api/v1/series?match[]=up%7Bjob%3D%22b%22%7D").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"], serde_json::json!([{"__name__":"up","instance":"y","job":"b"}]));
+    let (_, v) = get(&s, "/api/v1/labels").await;
+    assert_eq!(v["data"], serde_json::json!(["__name__", "instance", "job"]));
+    let (_, v) = get(&s, "/api/v1/label/job/values").await;
+    assert_eq!(v["data"], serde_json::json!(["a", "b"]));
+    let (_, v) = get(&s, "/api/v1/label/job/values?limit=1").await;
+    assert_eq!(v["data"], serde_json::json!(["a"]));
+    assert_eq!(v["warnings"][0], "results truncated due to limit");
+    let (st, _) = get(&s, "/api/v1/series").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = get(&s, "/api/v1/series?match[]=sum(up)").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn import_appends_and_counts_rejections() {
+    let s = state();
+    let post = |body: &'static str| {
+        Request::post("/api/v1/import/prometheus").body(Body::from(body)).unwrap()
+    };
+    let (st, body) = call(&s, post("m{a=\"1\"} 5 2000000\nm{a=\"2\"} 6 2000000\n")).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
+    // One out of order, one fine: the fine one is kept, the 400 counts the other.
+    let (st, body) = call(&s, post("m{a=\"1\"} 7 1000000\nm{a=\"2\"} 8 2015000\n")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("1 samples rejected (1 out of order"), "{body}");
+    let (_, v) = get(&s, "/api/v1/query?query=m&time=2015").await;
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 2, "{v}");
+    // Malformed text: line and column, nothing appended.
+    let (st, body) = call(&s, post("ok 1 3000000\nbad{ 1\n")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("2:"), "{body}");
+    let (_, v) = get(&s, "/api/v1/query?query=ok&time=3000").await;
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn remote_write_roundtrip_and_bad_bodies() {
+    let s = state();
+    let series = vec![TimeSeries {
+        labels: Labels::from_pairs(&[("__name__", "rw"), ("k", "v")]),
+        samples: vec![Sample { t: 5_000_000, v: 1.5 }, Sample { t: 5_015_000, v: 2.5 }],
+    }];
+    let req = Request::post("/api/v1/write")
+        .header(header::CONTENT_ENCODING, "snappy")
+        .header(header::CONTENT_TYPE, "application/x-protobuf")
+        .body(Body::from(remote_write::encode(&series)))
+        .unwrap();
+    let (st, body) = call(&s, req).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
+    let (_, v) = get(&s, "/api/v1/query?query=rw&time=5015").await;
+    assert_eq!(v["data"]["result"][0]["value"][1], "2.5");
+    let req = Request::post("/api/v1/write").body(Body::from("not snappy")).unwrap();
+    let (st, body) = call(&s, req).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.starts_with("bad remote-write request"), "{body}");
+}
+
+#[tokio::test]
+async fn write_endpoints_need_the_token_when_configured() {
+    let s = state();
+    s.set_bearer_token_for_test(Some("s3cret".into()));
+    let req = Request::post("/api/v1/import/prometheus").body(Body::from("x 1\n")).unwrap();
+    let (st, _) = call(&s, req).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let req = Request::post("/api/v1/import/prometheus")
+        .header(header::AUTHORIZATION, "Bearer s3cret")
+        .body(Body::from("x 1\n"))
+        .unwrap();
+    let (st, _) = call(&s, req).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    // Reads stay open.
+    let (st, _) = get(&s, "/api/v1/query?query=x").await;
+    assert_eq!(st, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let s = state();
+    let big = vec![b'x'; s.max_body_bytes() + 1];
+    let req = Request::post("/api/v1/import/prometheus").body(Body::from(big)).unwrap();
+    let (st, _) = call(&s, req).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn status_endpoints() {
+    let s = state();
+    let (st, v) = get(&s, "/api/v1/status/buildinfo").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["data"]["version"], env!("CARGO_PKG_VERSION"));
+    let (st, v) = get(&s, "/api/v1/rules").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["data"]["groups"], serde_json::json!([]));
+    let (_, v) = get(&s, "/api/v1/alerts").await;
+    assert_eq!(v["data"]["alerts"], serde_json::json!([]));
+    let (_, v) = get(&s, "/api/v1/targets").await;
+    assert_eq!(v["data"]["activeTargets"], serde_json::json!([]));
+    let (st, _) = get(&s, "/-/healthy").await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = get(&s, "/-/ready").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "not ready before the first config");
+    let (st, body) = call(&s, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(body.contains("tocsin_head_series 2"), "{body}");
+    assert!(body.ends_with("# EOF\n"));
+    let (st, _) = get(&s, "/nope").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
