@@ -97,6 +97,48 @@ pub struct TargetStatus {
     pub last_scrape_ms: Option<i64>,
     pub last_duration: Duration,
     pub last_samples: usize,
+    /// `# TYPE`, `# HELP` and `# UNIT` of the last successful scrape.
+    pub metadata: Arc<Vec<Metadata>>,
+}
+
+/// One metric family's metadata, as the metadata API reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub metric: String,
+    pub metric_type: String,
+    pub help: String,
+    pub unit: String,
+}
+
+/// The metadata comment lines of an exposition body. Only lines starting
+/// with `#` are parsed (each on its own), so this costs a scan for line
+/// starts, not a second parse of the samples.
+pub fn metadata(body: &[u8], format: Format) -> Vec<Metadata> {
+    use std::collections::BTreeMap;
+    use tocsin_engine::exposition::{Entry, Parser};
+    let mut families: BTreeMap<String, Metadata> = BTreeMap::new();
+    for line in body.split(|&b| b == b'\n').filter(|l| l.first() == Some(&b'#')) {
+        let mut p = Parser::new(line, format);
+        let Ok(Some(entry)) = p.next_entry() else { continue };
+        let metric = match &entry {
+            Entry::Help { metric, .. }
+            | Entry::Type { metric, .. }
+            | Entry::Unit { metric, .. } => metric.to_string(),
+            _ => continue,
+        };
+        let m = families.entry(metric.clone()).or_insert_with(|| Metadata {
+            metric,
+            metric_type: "unknown".into(),
+            ..Metadata::default()
+        });
+        match entry {
+            Entry::Help { text, .. } => m.help = text.into_owned(),
+            Entry::Type { metric_type, .. } => m.metric_type = metric_type.as_str().to_owned(),
+            Entry::Unit { unit, .. } => m.unit = unit.to_owned(),
+            _ => {}
+        }
+    }
+    families.into_values().collect()
 }
 
 struct TargetTask {
@@ -187,6 +229,7 @@ impl ScrapeManager {
             last_scrape_ms: None,
             last_duration: Duration::ZERO,
             last_samples: 0,
+            metadata: Arc::default(),
         }));
         let (stop, stop_rx) = watch::channel(false);
         let scraper = Scraper {
@@ -305,6 +348,7 @@ impl Scraper {
         let t = crate::server::wall_clock_ms();
         let started = Instant::now();
         let fetched = fetch(&self.client, &self.def).await;
+        let mut meta = None;
         let mut samples = 0usize;
         let mut post_relabel = 0usize;
         let mut added = 0usize;
@@ -313,6 +357,7 @@ impl Scraper {
                 let head = self.head.clone();
                 match self.ingester.ingest(&head, &body, format, t) {
                     Ok(report) => {
+                        meta = Some(metadata(&body, format));
                         samples = report.samples;
                         post_relabel = report.samples - report.dropped;
                         added = report.series_added;
@@ -364,6 +409,9 @@ impl Scraper {
         st.last_scrape_ms = Some(t);
         st.last_duration = took;
         st.last_samples = samples;
+        if let Some(m) = meta {
+            st.metadata = Arc::new(m);
+        }
     }
 
     fn report_labels(&self, name: &str) -> Labels {
@@ -426,4 +474,195 @@ fn describe(e: reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::Router;
+    use axum::http::header;
+    use axum::routing::get;
+    use prometheus_client::registry::Registry;
+    use tocsin_engine::relabel::{Action, RelabelConfig, RelabelRegex};
+
+    use super::*;
+
+    fn l(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs)
+    }
+
+    /// A target whose body the test swaps; `gzip` serves it compressed.
+    async fn target(body: Arc<Mutex<String>>, gzip: bool) -> String {
+        let app = Router::new().route(
+            "/metrics",
+            get(move || {
+                let text = body.lock().unwrap().clone();
+                async move {
+                    if gzip {
+                        use std::io::Write;
+                        let mut enc =
+                            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                        enc.write_all(text.as_bytes()).unwrap();
+                        let bytes = enc.finish().unwrap();
+                        ([(header::CONTENT_ENCODING, "gzip")], bytes).into_response()
+                    } else {
+                        text.into_response()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/metrics")
+    }
+
+    use axum::response::IntoResponse;
+
+    fn def(url: &str) -> TargetDef {
+        TargetDef {
+            job: "j".into(),
+            url: url.into(),
+            labels: l(&[("instance", "t:1"), ("job", "j")]),
+            discovered: Labels::empty(),
+            interval_ms: 1000,
+            timeout_ms: 1000,
+            honor_labels: false,
+            body_size_limit: 0,
+            sample_limit: 0,
+            metric_relabel: None,
+            authorization: None,
+        }
+    }
+
+    fn scraper(def: TargetDef, head: &Arc<Head>) -> Scraper {
+        let metrics = Arc::new(Metrics::new(&mut Registry::default()));
+        Scraper {
+            ingester: ingester_for(&def),
+            def,
+            head: head.clone(),
+            metrics,
+            client: reqwest::Client::new(),
+            status: Arc::new(RwLock::new(TargetStatus {
+                job: String::new(),
+                url: String::new(),
+                labels: Labels::empty(),
+                discovered: Labels::empty(),
+                interval_ms: 0,
+                timeout_ms: 0,
+                health: Health::Unknown,
+                last_error: String::new(),
+                last_scrape_ms: None,
+                last_duration: Duration::ZERO,
+                last_samples: 0,
+                metadata: Arc::default(),
+            })),
+            report_written: false,
+        }
+    }
+
+    fn last(head: &Head, labels: &Labels) -> Option<f64> {
+        let s = head.lookup(labels)?;
+        let mut out = Vec::new();
+        tocsin_engine::storage::Queryable::samples(head, s.id(), i64::MIN, i64::MAX, &mut out)
+            .ok()?;
+        out.last().map(|x| x.v)
+    }
+
+    #[tokio::test]
+    async fn target_labels_exported_and_report_series() {
+        let body = Arc::new(Mutex::new("m{job=\"inner\"} 1\nother 2\n".to_owned()));
+        let url = target(body.clone(), true).await;
+        let head = Arc::new(Head::default());
+        let mut s = scraper(def(&url), &head);
+        s.scrape_once().await;
+        let st = s.status.read().unwrap().clone();
+        assert_eq!(st.health, Health::Up, "{}", st.last_error);
+        // The target's job wins; the scraped one is kept as exported_job.
+        let m =
+            l(&[("__name__", "m"), ("exported_job", "inner"), ("instance", "t:1"), ("job", "j")]);
+        assert_eq!(last(&head, &m), Some(1.0));
+        let up = l(&[("__name__", "up"), ("instance", "t:1"), ("job", "j")]);
+        assert_eq!(last(&head, &up), Some(1.0));
+        let n = l(&[("__name__", "scrape_samples_scraped"), ("instance", "t:1"), ("job", "j")]);
+        assert_eq!(last(&head, &n), Some(2.0));
+
+        // A series that disappears gets a staleness marker at once.
+        *body.lock().unwrap() = "m{job=\"inner\"} 3\n".to_owned();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        s.scrape_once().await;
+        let other = l(&[("__name__", "other"), ("instance", "t:1"), ("job", "j")]);
+        assert!(last(&head, &other).is_some_and(tocsin_engine::is_stale_nan));
+    }
+
+    #[tokio::test]
+    async fn honor_labels_and_metric_relabelling() {
+        let body = Arc::new(Mutex::new("m{job=\"inner\"} 1\ndrop_me 2\n".to_owned()));
+        let url = target(body, false).await;
+        let head = Arc::new(Head::default());
+        let mut d = def(&url);
+        d.honor_labels = true;
+        let rule = RelabelConfig {
+            source_labels: vec!["__name__".into()],
+            regex: RelabelRegex::new("drop_.*").unwrap(),
+            action: Action::Drop,
+            ..RelabelConfig::default()
+        };
+        d.metric_relabel = Some(Arc::new(move |l: Labels| {
+            tocsin_engine::relabel::process(&l, std::slice::from_ref(&rule))
+        }));
+        let mut s = scraper(d, &head);
+        s.scrape_once().await;
+        assert_eq!(
+            last(&head, &l(&[("__name__", "m"), ("instance", "t:1"), ("job", "inner")])),
+            Some(1.0)
+        );
+        assert!(
+            head.lookup(&l(&[("__name__", "drop_me"), ("instance", "t:1"), ("job", "j")]))
+                .is_none()
+        );
+        let post = l(&[
+            ("__name__", "scrape_samples_post_metric_relabeling"),
+            ("instance", "t:1"),
+            ("job", "j"),
+        ]);
+        assert_eq!(last(&head, &post), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn failures_mark_down_and_stale() {
+        let body = Arc::new(Mutex::new("m 1\n".to_owned()));
+        let url = target(body.clone(), false).await;
+        let head = Arc::new(Head::default());
+        let mut s = scraper(def(&url), &head);
+        s.scrape_once().await;
+        *body.lock().unwrap() = "m{ 1\n".to_owned();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        s.scrape_once().await;
+        let st = s.status.read().unwrap().clone();
+        assert_eq!(st.health, Health::Down);
+        assert!(st.last_error.starts_with("parse error: "), "{}", st.last_error);
+        let up = l(&[("__name__", "up"), ("instance", "t:1"), ("job", "j")]);
+        assert_eq!(last(&head, &up), Some(0.0));
+        let m = l(&[("__name__", "m"), ("instance", "t:1"), ("job", "j")]);
+        assert!(last(&head, &m).is_some_and(tocsin_engine::is_stale_nan));
+        // Unreachable targets are down with the cause.
+        let mut d = def("http://127.0.0.1:1/metrics");
+        d.timeout_ms = 500;
+        let mut s = scraper(d, &head);
+        s.scrape_once().await;
+        assert_eq!(s.status.read().unwrap().health, Health::Down);
+    }
+
+    #[test]
+    fn metadata_from_comment_lines() {
+        let body = b"# HELP a_total Requests \\\\ served.\n# TYPE a_total counter\na_total 1\n# TYPE g gauge\ng 2\n";
+        let m = metadata(body, Format::PrometheusText);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].metric, "a_total");
+        assert_eq!(m[0].metric_type, "counter");
+        assert_eq!(m[0].help, "Requests \\ served.");
+        assert_eq!(m[1].metric_type, "gauge");
+    }
 }

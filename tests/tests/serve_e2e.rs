@@ -242,6 +242,18 @@ scrape_configs:
     })
     .await;
 
+    let meta = get_json(&client, &format!("{base}/api/v1/metadata?metric=temperature_celsius"))
+        .await
+        .expect("metadata");
+    assert_eq!(
+        meta["data"]["temperature_celsius"],
+        serde_json::json!([{"type": "gauge", "help": "Room temperature.", "unit": ""}]),
+        "{meta}"
+    );
+    let targets = get_json(&client, &format!("{base}/api/v1/targets")).await.expect("targets");
+    assert_eq!(targets["data"]["activeTargets"][0]["health"], "up", "{targets}");
+    assert_eq!(targets["data"]["activeTargets"][0]["labels"]["site"], "lab", "{targets}");
+
     // Phase 1: the threshold is crossed; pending, then firing, then the
     // notification arrives through Alertmanager with every label.
     let crossed = Instant::now();
@@ -298,7 +310,33 @@ scrape_configs:
     })
     .await;
 
-    // Phase 4: samples acknowledged by the import endpoint survive kill -9.
+    // Phase 4: reloads. A broken rule file is refused with its position and
+    // the running rules stay; a good reload keeps the firing alert firing.
+    let rules_path = dir.path().join("rules.yml");
+    let good_rules = std::fs::read_to_string(&rules_path).unwrap();
+    std::fs::write(&rules_path, good_rules.replace("expr: temperature_celsius > 30", "expr: sum("))
+        .unwrap();
+    let r = client.post(format!("{base}/-/reload")).send().await.expect("reload");
+    assert_eq!(r.status().as_u16(), 500);
+    let msg = r.text().await.unwrap_or_default();
+    assert!(msg.contains("rules.yml:5:"), "reload error without position: {msg}");
+    // SIGHUP with the same broken file: logged, refused, still serving.
+    Command::new("kill").args(["-HUP", &tocsin.proc.pid().to_string()]).status().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tocsin.proc.assert_running();
+    assert_eq!(alert_states(&client, &base).await, vec!["firing".to_owned()]);
+    std::fs::write(&rules_path, &good_rules).unwrap();
+    let r = client.post(format!("{base}/-/reload")).send().await.expect("reload");
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(alert_states(&client, &base).await, vec!["firing".to_owned()]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        alert_states(&client, &base).await,
+        vec!["firing".to_owned()],
+        "state lost on reload"
+    );
+
+    // Phase 5: samples acknowledged by the import endpoint survive kill -9.
     let now_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
             as i64;

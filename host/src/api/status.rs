@@ -200,10 +200,51 @@ pub async fn targets(state: Arc<AppState>, p: Params) -> ApiResult {
     Ok(json::success(&out))
 }
 
-/// Metric metadata (`# HELP`/`# TYPE`) is not kept yet: the answer is an
-/// empty map, which clients treat as "no metadata known".
-pub async fn metadata(_state: Arc<AppState>, _p: Params) -> ApiResult {
-    Ok(json::success("{}"))
+/// Metric metadata from the targets' `# TYPE`, `# HELP` and `# UNIT` lines,
+/// distinct entries per metric, as Prometheus's `/api/v1/metadata`.
+pub async fn metadata(state: Arc<AppState>, p: Params) -> ApiResult {
+    use std::collections::BTreeMap;
+    let only = p.get("metric");
+    let limit = p.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|&l| l > 0);
+    let mut by_metric: BTreeMap<String, Vec<(String, String, String)>> = BTreeMap::new();
+    for t in state.scrapes.statuses() {
+        for m in t.metadata.iter() {
+            if only.is_some_and(|o| o != m.metric) {
+                continue;
+            }
+            let entry = (m.metric_type.clone(), m.help.clone(), m.unit.clone());
+            let list = by_metric.entry(m.metric.clone()).or_default();
+            if !list.contains(&entry) {
+                list.push(entry);
+            }
+        }
+    }
+    let mut out = String::from("{");
+    for (i, (metric, list)) in by_metric.iter().enumerate() {
+        if limit.is_some_and(|l| i as i64 >= l) {
+            break;
+        }
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(&mut out, metric);
+        out.push_str(":[");
+        for (j, (ty, help, unit)) in list.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str(r#"{"type":"#);
+            push_str(&mut out, ty);
+            out.push_str(r#","help":"#);
+            push_str(&mut out, help);
+            out.push_str(r#","unit":"#);
+            push_str(&mut out, unit);
+            out.push('}');
+        }
+        out.push(']');
+    }
+    out.push('}');
+    Ok(json::success(&out))
 }
 
 pub async fn buildinfo() -> Response {

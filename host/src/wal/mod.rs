@@ -16,7 +16,9 @@
 //! `sync` that started after its append has returned. Syncs group-commit:
 //! callers arriving while an fsync runs wait for it, and the first of them
 //! then writes everything buffered meanwhile in one more fsync, which the
-//! rest find already done.
+//! rest find already done. The buffer grows until the next sync, so the
+//! server syncs on a timer (about every second) besides before it
+//! acknowledges a write request.
 //!
 //! [`Wal::checkpoint`] bounds replay time and disk use: it cuts the log
 //! (closes the segment, opens the next), then writes every series with its
