@@ -36,6 +36,7 @@ pub struct TargetDef {
     pub interval_ms: i64,
     pub timeout_ms: i64,
     pub honor_labels: bool,
+    pub honor_timestamps: bool,
     /// Refuse bodies larger than this (0: no limit).
     pub body_size_limit: usize,
     /// Fail scrapes with more samples than this (0: no limit).
@@ -50,13 +51,14 @@ impl TargetDef {
     /// running (and keeps its series cache and staleness tracking).
     fn key(&self) -> String {
         format!(
-            "{}|{}|{:?}|{}|{}|{}|{}|{}|{:?}|{}",
+            "{}|{}|{:?}|{}|{}|{}|{}|{}|{}|{:?}|{}",
             self.job,
             self.url,
             self.labels,
             self.interval_ms,
             self.timeout_ms,
             self.honor_labels,
+            self.honor_timestamps,
             self.body_size_limit,
             self.sample_limit,
             self.authorization,
@@ -253,31 +255,33 @@ fn ingester_for(def: &TargetDef) -> Ingester {
     let target = def.labels.clone();
     let honor = def.honor_labels;
     let relabel = def.metric_relabel.clone();
-    Ingester::new().with_relabel(move |scraped: Labels| {
-        let mut b = scraped.builder();
-        for l in target.iter() {
-            match scraped.get(&l.name) {
-                Some(_) if honor => {}
-                Some(v) => {
-                    let mut name = format!("exported_{}", l.name);
-                    while scraped.has(&name) {
-                        name = format!("exported_{name}");
+    Ingester::new().with_honor_timestamps(def.honor_timestamps).with_relabel(
+        move |scraped: Labels| {
+            let mut b = scraped.builder();
+            for l in target.iter() {
+                match scraped.get(&l.name) {
+                    Some(_) if honor => {}
+                    Some(v) => {
+                        let mut name = format!("exported_{}", l.name);
+                        while scraped.has(&name) {
+                            name = format!("exported_{name}");
+                        }
+                        b.set(name, v.to_owned());
+                        b.set(l.name.clone(), l.value.clone());
                     }
-                    b.set(name, v.to_owned());
-                    b.set(l.name.clone(), l.value.clone());
-                }
-                None => {
-                    b.set(l.name.clone(), l.value.clone());
+                    None => {
+                        b.set(l.name.clone(), l.value.clone());
+                    }
                 }
             }
-        }
-        // An empty value means "no label", as everywhere in Prometheus.
-        let labels = drop_empty(b.labels());
-        match &relabel {
-            Some(f) => f(labels),
-            None => Some(labels),
-        }
-    })
+            // An empty value means "no label", as everywhere in Prometheus.
+            let labels = drop_empty(b.labels());
+            match &relabel {
+                Some(f) => f(labels),
+                None => Some(labels),
+            }
+        },
+    )
 }
 
 fn drop_empty(l: Labels) -> Labels {
@@ -529,6 +533,7 @@ mod tests {
             interval_ms: 1000,
             timeout_ms: 1000,
             honor_labels: false,
+            honor_timestamps: true,
             body_size_limit: 0,
             sample_limit: 0,
             metric_relabel: None,

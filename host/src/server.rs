@@ -54,6 +54,7 @@ struct Live {
     engine: Arc<Engine>,
     retention_ms: i64,
     checkpoint_interval_ms: i64,
+    query_timeout: Duration,
 }
 
 /// What alerts need on their way out, replaced on reload.
@@ -96,6 +97,10 @@ impl AppState {
     #[cfg(test)]
     pub fn set_bearer_token_for_test(&self, token: Option<String>) {
         self.live.write().unwrap_or_else(PoisonError::into_inner).bearer_token = token;
+    }
+
+    pub fn query_timeout(&self) -> Duration {
+        self.live.read().unwrap_or_else(PoisonError::into_inner).query_timeout
     }
 
     pub fn max_body_bytes(&self) -> usize {
@@ -162,6 +167,7 @@ impl AppState {
             live.engine = engine.clone();
             live.retention_ms = cfg.storage.retention_ms;
             live.checkpoint_interval_ms = cfg.storage.checkpoint_interval_ms;
+            live.query_timeout = Duration::from_millis(cfg.limits.query_timeout_ms.max(1) as u64);
         }
         *self.sink.write().unwrap_or_else(PoisonError::into_inner) = SinkSettings {
             alert_relabel: cfg.alerting.alert_relabel_configs.clone(),
@@ -261,6 +267,7 @@ fn target_defs(cfg: &Config) -> Result<Vec<TargetDef>, String> {
                 interval_ms: t.interval_ms,
                 timeout_ms: t.timeout_ms,
                 honor_labels: sc.honor_labels,
+                honor_timestamps: sc.honor_timestamps,
                 body_size_limit: sc.body_size_limit,
                 sample_limit: sc.sample_limit,
                 metric_relabel: relabel.clone(),
@@ -355,7 +362,14 @@ fn alert_sink(notifier: Arc<Notifier>, settings: Arc<RwLock<SinkSettings>>) -> A
 }
 
 /// Builds the state without starting anything (tests use it directly).
-pub fn build(opts: ServeOptions, wal: Option<Arc<Wal>>, head: Arc<Head>) -> Arc<AppState> {
+/// `max_body_bytes` is fixed for the process: the HTTP layer's limit is set
+/// when the router is built.
+pub fn build(
+    opts: ServeOptions,
+    wal: Option<Arc<Wal>>,
+    head: Arc<Head>,
+    max_body_bytes: usize,
+) -> Arc<AppState> {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
     let external_url =
@@ -390,11 +404,12 @@ pub fn build(opts: ServeOptions, wal: Option<Arc<Wal>>, head: Arc<Head>) -> Arc<
             engine: Arc::new(Engine::default()),
             retention_ms: 15 * 24 * 3_600_000,
             checkpoint_interval_ms: 5 * 60_000,
+            query_timeout: Duration::from_secs(120),
         }),
         sink,
         opts,
         external_url,
-        max_body_bytes: 32 << 20,
+        max_body_bytes,
         ready: AtomicBool::new(false),
         reload_lock: tokio::sync::Mutex::new(()),
     })
@@ -420,10 +435,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("listening on {}", opts.listen))?;
-    let mut state = build(opts.clone(), Some(wal.clone()), head.clone());
-    if let Some(s) = Arc::get_mut(&mut state) {
-        s.max_body_bytes = first.config.limits.max_body_bytes;
-    }
+    let state =
+        build(opts.clone(), Some(wal.clone()), head.clone(), first.config.limits.max_body_bytes);
     state.apply(first).await;
     state.metrics.reload(true);
     state.ready.store(true, Ordering::SeqCst);

@@ -186,6 +186,9 @@ struct PendingAppend {
 /// for a failed scrape.
 pub struct Ingester {
     policy: ErrorPolicy,
+    /// Whether explicit sample timestamps are used (scrape configs'
+    /// `honor_timestamps`); when not, every sample gets the scrape time.
+    honor_timestamps: bool,
     relabel: Option<Relabel>,
     hasher: foldhash::fast::RandomState,
     /// Indices into `slots`, keyed by the slot's series text.
@@ -213,6 +216,7 @@ impl Default for Ingester {
     fn default() -> Self {
         Ingester {
             policy: ErrorPolicy::default(),
+            honor_timestamps: true,
             relabel: None,
             hasher: foldhash::fast::RandomState::default(),
             table: HashTable::new(),
@@ -238,6 +242,13 @@ impl Ingester {
 
     pub fn with_policy(mut self, policy: ErrorPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// With `false`, explicit timestamps in the body are ignored and every
+    /// sample is stored at the ingest time, as `honor_timestamps: false` does.
+    pub fn with_honor_timestamps(mut self, honor: bool) -> Self {
+        self.honor_timestamps = honor;
         self
     }
 
@@ -330,17 +341,18 @@ impl Ingester {
                 }
             };
             report.samples += 1;
+            let timestamp = raw.timestamp.filter(|_| self.honor_timestamps);
             let slot = &mut self.slots[i];
             if slot.seen != iteration {
                 slot.seen = iteration;
                 seen += 1;
-            } else if raw.timestamp.is_none() {
+            } else if timestamp.is_none() {
                 report.duplicate += 1;
                 continue;
             }
             self.link(previous, i);
             previous = i;
-            self.queue(i, raw.value, raw.timestamp, default_t, &mut report);
+            self.queue(i, raw.value, timestamp, default_t, &mut report);
         }
         self.commit(head, default_t, seen, &mut report);
         Ok(report)
@@ -608,6 +620,21 @@ mod tests {
             }));
         }
         out
+    }
+
+    #[test]
+    fn honor_timestamps_false_uses_the_scrape_time() {
+        let head = Head::default();
+        let mut ing = Ingester::new().with_honor_timestamps(false);
+        ing.ingest(&head, b"a 1 5000\nb 2\n", Format::PrometheusText, 9000).unwrap();
+        assert_eq!(values(&head, "a"), vec![(9000, "1".to_owned())]);
+        // Series with timestamps are tracked for staleness like the rest.
+        ing.ingest(&head, b"b 3\n", Format::PrometheusText, 10_000).unwrap();
+        assert_eq!(values(&head, "a").last().map(|x| x.1.clone()), Some("stale".into()));
+        let mut honoring = Ingester::new();
+        let head = Head::default();
+        honoring.ingest(&head, b"a 1 5000\n", Format::PrometheusText, 9000).unwrap();
+        assert_eq!(values(&head, "a"), vec![(5000, "1".to_owned())]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub async fn query(state: Arc<AppState>, p: Params) -> ApiResult {
     let t = p.time("time", now)?;
     let engine = state.engine();
     let head = state.head.clone();
-    let result = blocking(move || engine.instant(&*head, &q, t)).await?;
+    let result = blocking(&state, move || engine.instant(&*head, &q, t)).await?;
     state.metrics.queries(1);
     Ok(json::query_result(&result))
 }
@@ -47,7 +47,7 @@ pub async fn query_range(state: Arc<AppState>, p: Params) -> ApiResult {
     }
     let engine = state.engine();
     let head = state.head.clone();
-    let result = blocking(move || engine.range(&*head, &q, start, end, step)).await?;
+    let result = blocking(&state, move || engine.range(&*head, &q, start, end, step)).await?;
     state.metrics.queries(1);
     Ok(json::query_result(&result))
 }
@@ -82,7 +82,7 @@ pub async fn series(state: Arc<AppState>, p: Params) -> ApiResult {
     let (start, end) = range(&p)?;
     let limit = limit(&p)?;
     let head = state.head.clone();
-    let found = blocking(move || {
+    let found = blocking(&state, move || {
         let mut all: Vec<SelectedSeries> = Vec::new();
         for set in &sets {
             all.extend(head.select(set, start, end)?);
@@ -108,7 +108,7 @@ pub async fn label_names(state: Arc<AppState>, p: Params) -> ApiResult {
     let (start, end) = range(&p)?;
     let limit = limit(&p)?;
     let head = state.head.clone();
-    let names = blocking(move || union(&sets, |m| head.label_names(m, start, end))).await?;
+    let names = blocking(&state, move || union(&sets, |m| head.label_names(m, start, end))).await?;
     Ok(strings(&names, limit))
 }
 
@@ -123,7 +123,7 @@ pub async fn label_values(state: Arc<AppState>, name: String, p: Params) -> ApiR
     let limit = limit(&p)?;
     let head = state.head.clone();
     let values =
-        blocking(move || union(&sets, |m| head.label_values(&name, m, start, end))).await?;
+        blocking(&state, move || union(&sets, |m| head.label_values(&name, m, start, end))).await?;
     Ok(strings(&values, limit))
 }
 
@@ -170,13 +170,22 @@ fn with_limit_warning(mut body: String, truncated: bool) -> String {
     body
 }
 
-/// Runs storage work on the blocking pool and maps its errors.
+/// Runs storage work on the blocking pool and maps its errors. A query past
+/// the configured timeout answers 503 at once; its computation cannot be
+/// interrupted and runs on to the end, bounded by `query_max_samples`.
 async fn blocking<T: Send + 'static>(
+    state: &AppState,
     f: impl FnOnce() -> Result<T, QueryError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ApiError::from_query(e)),
-        Err(e) => Err(ApiError::internal(format!("query task failed: {e}"))),
+    let limit = state.query_timeout();
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(f)).await {
+        Err(_) => Err(ApiError {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            kind: "timeout",
+            message: format!("query timed out in expression evaluation (limit {limit:?})"),
+        }),
+        Ok(Ok(Ok(v))) => Ok(v),
+        Ok(Ok(Err(e))) => Err(ApiError::from_query(e)),
+        Ok(Err(e)) => Err(ApiError::internal(format!("query task failed: {e}"))),
     }
 }

@@ -22,7 +22,7 @@ fn state() -> Arc<AppState> {
         data_dir: "unused".into(),
         external_url: None,
     };
-    let s = build(opts, None, head);
+    let s = build(opts, None, head, 1 << 20);
     let l = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs);
     for (i, v) in [1.0, 2.0, 3.0].into_iter().enumerate() {
         let t = 1_000_000 + i as i64 * 15_000;
