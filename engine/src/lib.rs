@@ -18,6 +18,7 @@ pub mod rules;
 pub mod sample;
 pub mod storage;
 pub mod templates;
+pub mod varint;
 pub mod yaml;
 
 pub use labels::{Label, Labels};

@@ -273,13 +273,7 @@ fn fits_signed(x: i64, bits: u32) -> bool {
     (-half..half).contains(&x)
 }
 
-pub(super) fn zigzag(x: i64) -> u64 {
-    ((x << 1) ^ (x >> 63)) as u64
-}
-
-pub(super) fn unzigzag(x: u64) -> i64 {
-    ((x >> 1) as i64) ^ -((x & 1) as i64)
-}
+pub(super) use crate::varint::{unzigzag, zigzag};
 
 /// Sign-extends the low `bits` bits of `x`.
 fn sign_extend(x: u64, bits: u32) -> i64 {

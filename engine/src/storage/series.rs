@@ -7,8 +7,9 @@
 //! only costs are a copy when a chunk fills up and a shift when retention
 //! drops the oldest ones, both rare.
 
-use super::chunk::{self, ChunkAppender, ChunkError, unzigzag, zigzag};
+use super::chunk::{self, ChunkAppender, ChunkError};
 use crate::sample::Sample;
+use crate::varint::{get_uvarint, put_uvarint_into, unzigzag, zigzag};
 
 /// Sealed chunks are framed as `uvarint(len) varint(zigzag maxt) chunk`, so
 /// retention and reads can skip a chunk by its newest timestamp without
@@ -91,8 +92,8 @@ impl SeriesChunks {
         let Some((maxt, _)) = self.open.last() else { return };
         let bytes = self.open.bytes();
         let mut frame = [0u8; 20];
-        let mut n = put_uvarint(&mut frame, bytes.len() as u64);
-        n += put_uvarint(&mut frame[n..], zigzag(maxt));
+        let mut n = put_uvarint_into(&mut frame, bytes.len() as u64);
+        n += put_uvarint_into(&mut frame[n..], zigzag(maxt));
         // Exact growth: this buffer only grows once per chunk and is never
         // shared, so doubling would only waste memory.
         self.sealed.reserve_exact(n + bytes.len());
@@ -177,35 +178,6 @@ impl SeriesChunks {
             }
         })
     }
-}
-
-/// Writes `x` as a LEB128 varint into `out` (which must have room for 10
-/// bytes) and returns the bytes written.
-fn put_uvarint(out: &mut [u8], mut x: u64) -> usize {
-    let mut n = 0;
-    while x >= 0x80 {
-        out[n] = x as u8 | 0x80;
-        x >>= 7;
-        n += 1;
-    }
-    out[n] = x as u8;
-    n + 1
-}
-
-fn get_uvarint(buf: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut x = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        if shift == 63 && b > 1 {
-            return None;
-        }
-        x |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Some(x);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

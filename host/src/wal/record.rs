@@ -16,6 +16,7 @@
 
 use tocsin_engine::labels::{Label, Labels};
 use tocsin_engine::sample::Sample;
+use tocsin_engine::varint::{get_uvarint, put_uvarint, unzigzag, zigzag};
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"tocsinW1";
 pub const CHECKPOINT_MAGIC: &[u8; 8] = b"tocsinC1";
@@ -253,38 +254,6 @@ fn get_str<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a str> {
     let bytes = buf.get(*pos..pos.checked_add(len)?)?;
     *pos += len;
     std::str::from_utf8(bytes).ok()
-}
-
-fn put_uvarint(buf: &mut Vec<u8>, mut x: u64) {
-    while x >= 0x80 {
-        buf.push(x as u8 | 0x80);
-        x >>= 7;
-    }
-    buf.push(x as u8);
-}
-
-fn get_uvarint(buf: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut x = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        if shift == 63 && b > 1 {
-            return None;
-        }
-        x |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Some(x);
-        }
-    }
-    None
-}
-
-fn zigzag(x: i64) -> u64 {
-    ((x << 1) ^ (x >> 63)) as u64
-}
-
-fn unzigzag(u: u64) -> i64 {
-    (u >> 1) as i64 ^ -((u & 1) as i64)
 }
 
 #[cfg(test)]
