@@ -219,6 +219,13 @@ fn load(opts: &ServeOptions) -> Result<Loaded, String> {
     for w in &warnings {
         warn!("config: {w}");
     }
+    if !config.remote_write.is_empty() {
+        warn!(
+            "config: remote_write is parsed but tocsin does not forward samples yet; \
+             {} remote_write target(s) will receive nothing",
+            config.remote_write.len()
+        );
+    }
     let mut groups = Vec::new();
     let mut errors = Vec::new();
     for (name, text) in &rule_texts {
