@@ -394,3 +394,40 @@ scrape_configs:
         tocsin.proc.log()
     );
 }
+
+/// `cargo run --release` runs exactly this: no config, the embedded default.
+/// It must scrape itself and evaluate its example rules out of the box.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_default_scrapes_itself_and_evaluates_rules() {
+    let dir = TempDir::new("default");
+    let port = free_port();
+    let proc = Proc::spawn(
+        "tocsin",
+        Command::new(tocsin_bin())
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data")),
+        dir.path().join("tocsin.log"),
+    );
+    let mut tocsin = Tocsin { proc, base: format!("http://127.0.0.1:{port}") };
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    wait_ready(&client, &mut tocsin).await;
+    let base = tocsin.base.clone();
+    // The default scrapes every 15 s and evaluates every 15 s: allow three rounds.
+    poll("the recording rule over tocsin's own up series", Duration::from_secs(50), || async {
+        let r = query(&client, &base, "job:up:ratio{job=\"tocsin\"} == 1").await?;
+        (!r.is_empty()).then_some(())
+    })
+    .await;
+    let page = client.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("tocsin-self"), "start page lists the example rule group:\n{page}");
+    let rules = get_json(&client, &format!("{base}/api/v1/rules")).await.unwrap();
+    assert_eq!(rules["data"]["groups"][0]["rules"][0]["health"], "ok", "{rules}");
+    assert!(
+        tocsin.proc.terminate(Duration::from_secs(20)),
+        "clean shutdown:\n{}",
+        tocsin.proc.log()
+    );
+}
