@@ -9,6 +9,7 @@ mod scheduler;
 mod scrape;
 mod server;
 mod wal;
+mod wasm;
 
 use std::process::ExitCode;
 
