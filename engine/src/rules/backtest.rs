@@ -10,7 +10,8 @@ use crate::promql::Engine;
 use crate::storage::Head;
 
 use super::alerting::{Alert, AlertState};
-use super::group::{EvalEnv, Group, WasmRunner};
+use super::group::{EvalEnv, Group};
+use super::wasm::ModuleRuntime;
 
 #[derive(Clone, Debug)]
 pub struct BacktestOptions {
@@ -153,7 +154,7 @@ pub fn backtest(
     head: &Head,
     engine: &Engine,
     opts: &BacktestOptions,
-    mut wasm: Option<&mut dyn WasmRunner>,
+    mut wasm: Option<&mut dyn ModuleRuntime>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> BacktestResult {
     let total = evaluation_count(groups, opts);

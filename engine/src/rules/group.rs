@@ -12,6 +12,7 @@ use crate::templates::{self, QuerySample, TemplateData, TemplateQuerier};
 
 use super::alerting::{ALERT_NAME_LABEL, Alert, AlertingState, Candidate};
 use super::file::{GroupSpec, RuleExpr, RuleKind, RuleSpec};
+use super::wasm::{ModuleRuntime, WasmLimits};
 
 /// Prometheus's default `--rules.alert.resend-delay`.
 pub const DEFAULT_RESEND_DELAY_MS: i64 = 60_000;
@@ -34,19 +35,6 @@ impl RuleHealth {
     }
 }
 
-/// Runs a `wasm:` rule. The host implements it on wasmtime, the playground on
-/// the browser's WebAssembly; without one, `wasm:` rules report an error.
-pub trait WasmRunner {
-    /// Evaluates `module` at `ts` and returns its output samples.
-    fn evaluate(
-        &mut self,
-        rule: &RuleSpec,
-        module: &str,
-        ts: i64,
-        storage: &dyn Queryable,
-    ) -> Result<Vec<InstantSample>, String>;
-}
-
 /// Everything a group evaluation needs from outside. Time comes in as `ts`;
 /// the optional clock only measures how long rules take (the host passes a
 /// monotonic one; tests and the playground need none).
@@ -56,7 +44,9 @@ pub struct EvalEnv<'a, 'w> {
     pub external_labels: &'a Labels,
     pub external_url: &'a str,
     pub resend_delay_ms: i64,
-    pub wasm: Option<&'a mut (dyn WasmRunner + 'w)>,
+    /// Runs `wasm:` rules (wasmtime in the host, the browser's WebAssembly
+    /// in the playground); without one, they report an error.
+    pub wasm: Option<&'a mut (dyn ModuleRuntime + 'w)>,
     pub clock_ns: Option<&'a dyn Fn() -> u64>,
 }
 
@@ -76,6 +66,10 @@ pub struct RuleState {
     pub discarded: Discarded,
     /// Series written by the last successful evaluation (to mark stale).
     written: HashSet<Labels>,
+    /// A `wasm:` rule's state bytes, handed back to it next evaluation.
+    pub wasm_state: Vec<u8>,
+    /// A `wasm:` rule's log lines from its last evaluation.
+    pub wasm_logs: Vec<String>,
 }
 
 /// Alerts of one rule that would go to Alertmanager after an evaluation.
@@ -131,6 +125,8 @@ impl Group {
                     alerts: AlertingState::default(),
                     discarded: Discarded::default(),
                     written: HashSet::new(),
+                    wasm_state: Vec::new(),
+                    wasm_logs: Vec::new(),
                 })
                 .collect(),
         }
@@ -172,6 +168,7 @@ impl Group {
                 rule.last_eval_ms = o.last_eval_ms;
                 rule.eval_duration_ns = o.eval_duration_ns;
                 rule.written = o.written.clone();
+                rule.wasm_state = o.wasm_state.clone();
             }
         }
     }
@@ -300,24 +297,44 @@ impl Group {
     ) -> Result<Vec<InstantSample>, String> {
         let query_ts = ts - self.query_offset_ms;
         let limit = self.limit;
+        let interval_ms = self.interval_ms;
         let rule = &mut self.rules[i];
+        // Per-sample annotations from a module, by output position.
+        let mut extra_annotations: Vec<Vec<(String, String)>> = Vec::new();
         let samples = match &rule.spec.expr {
             RuleExpr::PromQL { expr, .. } => query_vector(env.engine, env.head, expr, query_ts)?,
-            RuleExpr::Wasm { module, .. } => match env.wasm.as_deref_mut() {
-                Some(w) => w.evaluate(&rule.spec, module, query_ts, env.head)?,
-                None => {
+            RuleExpr::Wasm { module, config } => {
+                let Some(runtime) = env.wasm.as_deref_mut() else {
                     return Err(format!(
-                        "wasm rule {:?}: no WebAssembly runtime is attached to this evaluation",
-                        module
+                        "wasm rule {module:?}: no WebAssembly runtime is attached to this evaluation"
                     ));
-                }
-            },
+                };
+                let out = super::wasm::evaluate(
+                    runtime,
+                    module,
+                    config.as_ref(),
+                    query_ts,
+                    interval_ms,
+                    &mut rule.wasm_state,
+                    env.engine,
+                    env.head,
+                    &WasmLimits::default(),
+                )?;
+                rule.wasm_logs = out.logs;
+                out.samples
+                    .into_iter()
+                    .map(|s| {
+                        extra_annotations.push(s.annotations);
+                        s.sample
+                    })
+                    .collect()
+            }
         };
         match &rule.spec.kind {
             RuleKind::Record => record(&rule.spec.name, &rule.labels, samples, limit),
             RuleKind::Alert { for_ms, keep_firing_for_ms, annotations } => {
                 let mut querier = EngineQuerier { engine: env.engine, storage: env.head };
-                let candidates = alert_candidates(
+                let mut candidates = alert_candidates(
                     &rule.spec.name,
                     &rule.spec.labels,
                     annotations,
@@ -327,6 +344,15 @@ impl Group {
                     ts,
                     &mut querier,
                 );
+                // A module's own annotations for a sample win over the rule's.
+                for (c, extra) in candidates.iter_mut().zip(extra_annotations) {
+                    for (k, v) in extra {
+                        match c.annotations.iter_mut().find(|(name, _)| *name == k) {
+                            Some(slot) => slot.1 = v,
+                            None => c.annotations.push((k, v)),
+                        }
+                    }
+                }
                 let out = rule.alerts.step(
                     &rule.spec.name,
                     &rule.labels,

@@ -7,11 +7,12 @@ pub mod backtest;
 pub mod file;
 pub mod group;
 pub mod unittest;
+pub mod wasm;
 
 pub use alerting::{Alert, AlertState, AlertingState};
 pub use backtest::{BacktestOptions, BacktestResult, backtest};
 pub use file::{
     GroupSpec, ParseOptions, RuleExpr, RuleFile, RuleFileError, RuleKind, RuleSpec, parse_rule_file,
 };
-pub use group::{EvalEnv, Group, Notification, RuleHealth, RuleState, WasmRunner};
+pub use group::{EvalEnv, Group, Notification, RuleHealth, RuleState};
 pub use unittest::{TestFileReport, TestFiles, UnitTestOptions, run_test_file};

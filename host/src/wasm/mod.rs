@@ -2,4 +2,5 @@
 //! runner, module registry and its API build on it.
 #![allow(dead_code)] // wired into the scheduler with the ABI runner, next
 
+pub mod runner;
 pub mod sandbox;
