@@ -17,10 +17,11 @@ use tokio::task::JoinHandle;
 use tocsin_engine::Labels;
 use tocsin_engine::promql::Engine;
 use tocsin_engine::rules::backtest::{OutgoingAlert, outgoing};
-use tocsin_engine::rules::{Alert, EvalEnv, Group, RuleHealth};
+use tocsin_engine::rules::{Alert, EvalEnv, Group, RuleExpr, RuleHealth};
 use tocsin_engine::storage::Head;
 
 use crate::metrics::Metrics;
+use crate::wal::Wal;
 
 /// Prometheus's `--rules.alert.for-outage-tolerance` and `--rules.alert.for-grace-period`.
 const FOR_OUTAGE_TOLERANCE_MS: i64 = 60 * 60 * 1000;
@@ -36,6 +37,8 @@ pub struct EvalSettings {
     pub external_labels: Labels,
     pub external_url: String,
     pub resend_delay_ms: i64,
+    /// Runs `wasm:` rules.
+    pub wasm: Option<Arc<crate::wasm::runner::WasmHost>>,
 }
 
 /// One rule as the rules and alerts APIs show it, captured after each evaluation.
@@ -121,6 +124,7 @@ pub struct Scheduler {
     snapshots: RwLock<Vec<Arc<RwLock<GroupSnapshot>>>>,
     /// Set until the first load: only then is `for` state restored.
     restore_pending: AtomicBool,
+    states: Option<Arc<Wal>>,
 }
 
 fn now_ms() -> i64 {
@@ -133,6 +137,7 @@ impl Scheduler {
         metrics: Arc<Metrics>,
         sink: AlertSink,
         settings: EvalSettings,
+        states: Option<Arc<Wal>>,
     ) -> Arc<Self> {
         Arc::new(Scheduler {
             head,
@@ -142,6 +147,7 @@ impl Scheduler {
             tasks: tokio::sync::Mutex::new(Vec::new()),
             snapshots: RwLock::new(Vec::new()),
             restore_pending: AtomicBool::new(true),
+            states,
         })
     }
 
@@ -177,6 +183,8 @@ impl Scheduler {
                 metrics: self.metrics.clone(),
                 sink: self.sink.clone(),
                 settings: self.settings.clone(),
+                states: self.states.clone(),
+                persisted: Mutex::new(HashMap::new()),
             };
             let handle = tokio::spawn(ctx.run(stop_rx, restore));
             snapshots.push(snapshot);
@@ -211,9 +219,76 @@ struct TaskCtx {
     metrics: Arc<Metrics>,
     sink: AlertSink,
     settings: Arc<RwLock<EvalSettings>>,
+    /// Where `wasm:` rules' state survives restarts.
+    states: Option<Arc<Wal>>,
+    /// Hash of each rule's last persisted state, to write only changes.
+    persisted: Mutex<HashMap<usize, u64>>,
+}
+
+/// The name a `wasm:` rule's state is stored under: stable across restarts
+/// and reloads for the same file, group and rule.
+fn state_key(g: &Group, index: usize) -> String {
+    let name = g.rules.get(index).map_or("", |r| r.spec.name.as_str());
+    let id = Labels::from_pairs(&[
+        ("file", g.file.as_str()),
+        ("group", g.name.as_str()),
+        ("index", &index.to_string()),
+        ("rule", name),
+    ]);
+    format!("wasm-rule-{:016x}", id.stable_hash())
+}
+
+fn bytes_hash(b: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    b.hash(&mut h);
+    h.finish()
 }
 
 impl TaskCtx {
+    fn restore_module_states(&self, g: &mut Group) {
+        let Some(store) = &self.states else { return };
+        let mut persisted = self.persisted.lock().unwrap_or_else(PoisonError::into_inner);
+        for i in 0..g.rules.len() {
+            if !matches!(g.rules[i].spec.expr, RuleExpr::Wasm { .. }) {
+                continue;
+            }
+            match store.read_state(&state_key(g, i)) {
+                Ok(Some(bytes)) => {
+                    persisted.insert(i, bytes_hash(&bytes));
+                    g.rules[i].wasm_state = bytes;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!("reading the state of rule {:?}: {e}", g.rules[i].spec.name)
+                }
+            }
+        }
+    }
+
+    /// Writes the state of `wasm:` rules whose state changed.
+    fn persist_module_states(&self, g: &Group) {
+        let Some(store) = &self.states else { return };
+        let mut persisted = self.persisted.lock().unwrap_or_else(PoisonError::into_inner);
+        for (i, r) in g.rules.iter().enumerate() {
+            if !matches!(r.spec.expr, RuleExpr::Wasm { .. }) {
+                continue;
+            }
+            let h = bytes_hash(&r.wasm_state);
+            if persisted.get(&i) == Some(&h)
+                || (r.wasm_state.is_empty() && !persisted.contains_key(&i))
+            {
+                continue;
+            }
+            match store.write_state(&state_key(g, i), &r.wasm_state) {
+                Ok(()) => {
+                    persisted.insert(i, h);
+                }
+                Err(e) => tracing::error!("saving the state of rule {:?}: {e}", r.spec.name),
+            }
+        }
+    }
+
     async fn run(self, mut stop: watch::Receiver<bool>, restore: bool) {
         let (name, interval) = {
             let g = self.group.lock().unwrap_or_else(PoisonError::into_inner);
@@ -262,6 +337,7 @@ impl TaskCtx {
         let mut g = self.group.lock().unwrap_or_else(PoisonError::into_inner);
         if restore {
             g.restore_for_state(&self.head, ts, FOR_OUTAGE_TOLERANCE_MS, FOR_GRACE_PERIOD_MS);
+            self.restore_module_states(&mut g);
         }
         let started = Instant::now();
         let clock = move || started.elapsed().as_nanos() as u64;
@@ -271,7 +347,10 @@ impl TaskCtx {
             external_labels: &settings.external_labels,
             external_url: &settings.external_url,
             resend_delay_ms: settings.resend_delay_ms,
-            wasm: None,
+            wasm: settings
+                .wasm
+                .as_deref()
+                .map(|h| h as &dyn tocsin_engine::rules::wasm::ModuleRuntime),
             clock_ns: Some(&clock),
         };
         let notifications = g.eval(ts, &mut env);
@@ -287,6 +366,7 @@ impl TaskCtx {
             let alerts = n.alerts.iter().map(|a| outgoing(a, &settings.external_labels)).collect();
             (self.sink)(&g, n.rule_index, alerts);
         }
+        self.persist_module_states(&g);
         let snap = GroupSnapshot::of(&g, Some(now_ms()), took);
         drop(g);
         *self.snapshot.write().unwrap_or_else(PoisonError::into_inner) = snap;

@@ -25,6 +25,8 @@ use crate::notifier::{AmAlert, Destination, DestinationKind, Notifier, NotifierO
 use crate::scheduler::{AlertSink, EvalSettings, Scheduler};
 use crate::scrape::{MetricRelabel, ScrapeManager, TargetDef};
 use crate::wal::{Wal, WalOptions};
+use crate::wasm::runner::{RunLimits, WasmHost};
+use crate::wasm::sandbox::{Deadline, Sandbox, SandboxOptions};
 
 /// The documented default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9099";
@@ -72,6 +74,9 @@ pub struct AppState {
     pub scrapes: Arc<ScrapeManager>,
     notifier: Arc<Notifier>,
     wal: Option<Arc<Wal>>,
+    pub wasm: Arc<WasmHost>,
+    /// Uploaded modules; opened with the data directory.
+    pub modules: std::sync::OnceLock<Arc<crate::wasm::registry::Registry>>,
     live: RwLock<Live>,
     sink: Arc<RwLock<SinkSettings>>,
     opts: ServeOptions,
@@ -180,6 +185,7 @@ impl AppState {
             external_labels: cfg.global.external_labels.clone(),
             external_url: self.external_url.clone(),
             resend_delay_ms: cfg.alerting.resend_delay_ms,
+            wasm: Some(self.wasm.clone()),
         };
         self.scheduler.apply(loaded.groups, settings).await;
     }
@@ -376,6 +382,7 @@ pub fn build(
     wal: Option<Arc<Wal>>,
     head: Arc<Head>,
     max_body_bytes: usize,
+    wasm: Arc<WasmHost>,
 ) -> Arc<AppState> {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
@@ -395,7 +402,9 @@ pub fn build(
             external_labels: Labels::empty(),
             external_url: external_url.clone(),
             resend_delay_ms: tocsin_engine::rules::group::DEFAULT_RESEND_DELAY_MS,
+            wasm: None,
         },
+        wal.clone(),
     );
     let scrapes = ScrapeManager::new(head.clone(), metrics.clone());
     Arc::new(AppState {
@@ -406,6 +415,8 @@ pub fn build(
         scrapes,
         notifier,
         wal,
+        wasm,
+        modules: std::sync::OnceLock::new(),
         live: RwLock::new(Live {
             bearer_token: None,
             engine: Arc::new(Engine::default()),
@@ -420,6 +431,24 @@ pub fn build(
         ready: AtomicBool::new(false),
         reload_lock: tokio::sync::Mutex::new(()),
     })
+}
+
+/// The service's WebAssembly runtime: wall-clock deadlines, one guest
+/// thread per core, limits from the config's `modules` section (fixed for
+/// the process: the pooling allocator is sized at start).
+pub fn service_wasm_host(cfg: &Config) -> Result<Arc<WasmHost>, String> {
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let sandbox = Sandbox::new(SandboxOptions {
+        deadline: Deadline::Epochs,
+        memory_bytes: cfg.modules.memory_limit,
+        max_instances: (threads * 4) as u32,
+        ..SandboxOptions::default()
+    })?;
+    let limits = RunLimits {
+        timeout: Duration::from_millis(cfg.modules.timeout_ms.max(1) as u64),
+        ..RunLimits::default()
+    };
+    WasmHost::new(sandbox, limits, threads)
 }
 
 /// Runs the service until SIGINT or SIGTERM.
@@ -442,8 +471,25 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("listening on {}", opts.listen))?;
-    let state =
-        build(opts.clone(), Some(wal.clone()), head.clone(), first.config.limits.max_body_bytes);
+    let wasm = service_wasm_host(&first.config).map_err(|e| anyhow::anyhow!(e))?;
+    let state = build(
+        opts.clone(),
+        Some(wal.clone()),
+        head.clone(),
+        first.config.limits.max_body_bytes,
+        wasm,
+    );
+    let (registry, problems) = crate::wasm::registry::Registry::open(
+        &opts.data_dir.join("modules"),
+        state.wasm.clone(),
+        first.config.modules.max_module_bytes,
+    )
+    .map_err(|e| anyhow::anyhow!("opening the module registry: {e}"))?;
+    for p in problems {
+        error!("{p}");
+    }
+    info!("{} rule module(s) loaded", registry.list().len());
+    let _ = state.modules.set(Arc::new(registry));
     state.apply(first).await;
     state.metrics.reload(true);
     state.ready.store(true, Ordering::SeqCst);

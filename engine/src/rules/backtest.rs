@@ -154,7 +154,7 @@ pub fn backtest(
     head: &Head,
     engine: &Engine,
     opts: &BacktestOptions,
-    mut wasm: Option<&mut dyn ModuleRuntime>,
+    wasm: Option<&dyn ModuleRuntime>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> BacktestResult {
     let total = evaluation_count(groups, opts);
@@ -175,7 +175,7 @@ pub fn backtest(
                 external_labels: &opts.external_labels,
                 external_url: &opts.external_url,
                 resend_delay_ms: opts.resend_delay_ms,
-                wasm: wasm.as_deref_mut(),
+                wasm,
                 clock_ns: None,
             };
             let sent = group.eval(ts, &mut env);

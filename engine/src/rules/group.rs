@@ -46,7 +46,7 @@ pub struct EvalEnv<'a, 'w> {
     pub resend_delay_ms: i64,
     /// Runs `wasm:` rules (wasmtime in the host, the browser's WebAssembly
     /// in the playground); without one, they report an error.
-    pub wasm: Option<&'a mut (dyn ModuleRuntime + 'w)>,
+    pub wasm: Option<&'a (dyn ModuleRuntime + 'w)>,
     pub clock_ns: Option<&'a dyn Fn() -> u64>,
 }
 
@@ -304,7 +304,7 @@ impl Group {
         let samples = match &rule.spec.expr {
             RuleExpr::PromQL { expr, .. } => query_vector(env.engine, env.head, expr, query_ts)?,
             RuleExpr::Wasm { module, config } => {
-                let Some(runtime) = env.wasm.as_deref_mut() else {
+                let Some(runtime) = env.wasm else {
                     return Err(format!(
                         "wasm rule {module:?}: no WebAssembly runtime is attached to this evaluation"
                     ));

@@ -26,6 +26,11 @@ pub trait TestFiles {
     fn read(&self, path: &str) -> Result<String, String>;
     /// Expands a `rule_files` pattern (which may be a glob) to paths, sorted.
     fn glob(&self, pattern: &str) -> Result<Vec<String>, String>;
+    /// Runs the `wasm:` rules of the tested files (none by default: such
+    /// rules then fail with an error saying so).
+    fn wasm(&self) -> Option<&dyn super::wasm::ModuleRuntime> {
+        None
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -569,7 +574,7 @@ fn run_group(
                 external_labels: &tg.external_labels,
                 external_url: &tg.external_url,
                 resend_delay_ms: DEFAULT_RESEND_DELAY_MS,
-                wasm: None,
+                wasm: files.wasm(),
                 clock_ns: None,
             };
             for n in g.eval(ts, &mut env) {

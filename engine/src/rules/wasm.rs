@@ -55,7 +55,7 @@ impl Default for WasmLimits {
 /// the guest sent one).
 pub trait ModuleRuntime {
     fn run(
-        &mut self,
+        &self,
         module: &str,
         request: &[u8],
         host: &mut HostCalls<'_>,
@@ -326,7 +326,7 @@ pub struct ModuleOutput {
 /// `limits`, and replaces `state` with the new one.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
-    runtime: &mut dyn ModuleRuntime,
+    runtime: &dyn ModuleRuntime,
     module: &str,
     config: Option<&Node>,
     ts: i64,
@@ -411,7 +411,7 @@ mod tests {
 
     impl ModuleRuntime for Scripted {
         fn run(
-            &mut self,
+            &self,
             _: &str,
             request: &[u8],
             host: &mut HostCalls<'_>,
@@ -448,7 +448,7 @@ mod tests {
         let mut state = Vec::new();
         for run in 1..=2u8 {
             let out = evaluate(
-                &mut Scripted,
+                &Scripted,
                 "m",
                 cfg.as_ref(),
                 1000,
@@ -491,7 +491,7 @@ mod tests {
     fn outputs_are_checked() {
         struct Returns(EvalResponse);
         impl ModuleRuntime for Returns {
-            fn run(&mut self, _: &str, _: &[u8], _: &mut HostCalls<'_>) -> Result<Vec<u8>, String> {
+            fn run(&self, _: &str, _: &[u8], _: &mut HostCalls<'_>) -> Result<Vec<u8>, String> {
                 Ok(self.0.encode())
             }
         }
@@ -500,7 +500,7 @@ mod tests {
         let limits = WasmLimits { max_output_samples: 1, ..Default::default() };
         let run = |resp: EvalResponse| {
             let mut state = Vec::new();
-            evaluate(&mut Returns(resp), "m", None, 0, 1, &mut state, &engine, &head, &limits)
+            evaluate(&Returns(resp), "m", None, 0, 1, &mut state, &engine, &head, &limits)
         };
         let sample = |name: &str| OutSample {
             labels: vec![(name.into(), "v".into())],
@@ -516,11 +516,11 @@ mod tests {
         let mut state = Vec::new();
         struct Garbage;
         impl ModuleRuntime for Garbage {
-            fn run(&mut self, _: &str, _: &[u8], _: &mut HostCalls<'_>) -> Result<Vec<u8>, String> {
+            fn run(&self, _: &str, _: &[u8], _: &mut HostCalls<'_>) -> Result<Vec<u8>, String> {
                 Ok(b"TCSN\xff".to_vec())
             }
         }
-        let e = evaluate(&mut Garbage, "m", None, 0, 1, &mut state, &engine, &head, &limits);
+        let e = evaluate(&Garbage, "m", None, 0, 1, &mut state, &engine, &head, &limits);
         assert!(e.unwrap_err().contains("malformed response"));
     }
 }

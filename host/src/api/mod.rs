@@ -4,6 +4,7 @@
 
 mod ingest;
 pub mod json;
+mod modules;
 mod params;
 mod query;
 mod status;
@@ -149,6 +150,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/write", post(ingest::remote_write))
         .route("/api/v1/import/prometheus", post(ingest::import))
         .route("/-/reload", post(status::reload).put(status::reload))
+        .route("/api/v1/modules", post(modules::upload))
+        .route("/api/v1/modules/{name}", axum::routing::delete(modules::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/v1/query", get(h_query).post(h_query))
@@ -161,6 +164,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/targets", get(h_targets))
         .route("/api/v1/metadata", get(h_metadata))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/modules", get(modules::list))
+        .route("/api/v1/modules/{name}", get(modules::get))
         .route("/metrics", get(status::metrics))
         .route("/-/healthy", get(status::healthy))
         .route("/-/ready", get(status::ready))

@@ -22,7 +22,8 @@ fn state() -> Arc<AppState> {
         data_dir: "unused".into(),
         external_url: None,
     };
-    let s = build(opts, None, head, 1 << 20);
+    let wasm = crate::cli::offline_wasm_host().unwrap();
+    let s = build(opts, None, head, 1 << 20, wasm);
     let l = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs);
     for (i, v) in [1.0, 2.0, 3.0].into_iter().enumerate() {
         let t = 1_000_000 + i as i64 * 15_000;
@@ -207,4 +208,49 @@ async fn status_endpoints() {
     assert!(body.ends_with("# EOF\n"));
     let (st, _) = get(&s, "/nope").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn module_registry_endpoints() {
+    let s = state();
+    let dir = std::env::temp_dir().join(format!("tocsin-api-modules-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (reg, _) = crate::wasm::registry::Registry::open(&dir, s.wasm.clone(), 1 << 20).unwrap();
+    let _ = s.modules.set(Arc::new(reg));
+    let module = r#"(module
+        (memory (export "memory") 1)
+        (func (export "tocsin_abi_version") (result i32) i32.const 1)
+        (func (export "tocsin_alloc") (param i32) (result i32) i32.const 1024)
+        (func (export "tocsin_evaluate") (param i32 i32) (result i64) i64.const -1))"#;
+    let post = |name: &str, body: &'static str| {
+        Request::post(format!("/api/v1/modules?name={name}&description=test"))
+            .header(header::CONTENT_TYPE, "application/wasm")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (st, body) = call(&s, post("drift", module)).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["name"], "drift");
+    assert_eq!(v["data"]["sha256"].as_str().unwrap().len(), 64);
+    let (st, body) = call(&s, post("bad", "(module)")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("does not export the function `tocsin_evaluate`"), "{body}");
+    let (_, v) = get(&s, "/api/v1/modules").await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    let (st, _) = get(&s, "/api/v1/modules/nope").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    s.set_bearer_token_for_test(Some("t".into()));
+    let (st, _) =
+        call(&s, Request::delete("/api/v1/modules/drift").body(Body::empty()).unwrap()).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let req = Request::delete("/api/v1/modules/drift")
+        .header(header::AUTHORIZATION, "Bearer t")
+        .body(Body::empty())
+        .unwrap();
+    let (st, _) = call(&s, req).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, v) = get(&s, "/api/v1/modules").await;
+    assert_eq!(v["data"], serde_json::json!([]));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,13 +5,44 @@ pub mod check;
 pub mod test_rules;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tocsin_engine::rules::TestFiles;
+use tocsin_engine::rules::wasm::ModuleRuntime;
 
-/// Test and rule files from the filesystem; `rule_files` entries may be globs.
-pub struct FsFiles;
+use crate::wasm::runner::{RunLimits, WasmHost};
+use crate::wasm::sandbox::{Deadline, Sandbox, SandboxOptions};
+
+/// Test and rule files from the filesystem; `rule_files` entries may be
+/// globs. `wasm:` rules name `.wasm` files (relative to the working
+/// directory), run in wasmtime.
+pub struct FsFiles {
+    pub wasm: Option<Arc<WasmHost>>,
+}
+
+impl FsFiles {
+    pub fn new() -> Self {
+        FsFiles { wasm: offline_wasm_host().ok() }
+    }
+}
+
+/// The WebAssembly runtime of the offline commands (`test rules`,
+/// `backtest`): instruction budgets instead of wall-clock deadlines, so the
+/// same module over the same data stops at the same point on any machine.
+pub fn offline_wasm_host() -> Result<Arc<WasmHost>, String> {
+    let sandbox = Sandbox::new(SandboxOptions {
+        deadline: Deadline::Fuel,
+        max_instances: 8,
+        ..SandboxOptions::default()
+    })?;
+    WasmHost::new(sandbox, RunLimits::default(), 1)
+}
 
 impl TestFiles for FsFiles {
+    fn wasm(&self) -> Option<&dyn ModuleRuntime> {
+        self.wasm.as_deref().map(|h| h as &dyn ModuleRuntime)
+    }
+
     fn read(&self, path: &str) -> Result<String, String> {
         std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
     }

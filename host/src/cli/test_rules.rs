@@ -25,11 +25,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Regex::new(&joined).with_context(|| format!("invalid --run pattern {joined:?}"))?)
     };
     let opts = UnitTestOptions { run, ignore_unknown_fields: args.ignore_unknown_fields };
+    let files = FsFiles::new();
     let mut reports = Vec::new();
     let mut failed = false;
     for f in &args.files {
         println!("Unit Testing:  {f}");
-        let report = run_test_file(f, &FsFiles, &opts);
+        let report = run_test_file(f, &files, &opts);
         for w in &report.warnings {
             eprintln!("  WARNING: {w}");
         }

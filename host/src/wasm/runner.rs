@@ -267,17 +267,14 @@ fn serve_calls(rx: &Receiver<Event>, host: &mut HostCalls<'_>) -> Result<Vec<u8>
     }
 }
 
-/// A per-evaluation runtime over a shared host (what `EvalEnv::wasm` takes).
-pub struct Runner<'h>(pub &'h WasmHost);
-
-impl ModuleRuntime for Runner<'_> {
+impl ModuleRuntime for WasmHost {
     fn run(
-        &mut self,
+        &self,
         module: &str,
         request: &[u8],
         host: &mut HostCalls<'_>,
     ) -> Result<Vec<u8>, String> {
-        self.0.run_module(module, request, host)
+        self.run_module(module, request, host)
     }
 }
 
@@ -559,7 +556,7 @@ mod tests {
         let engine = Engine::default();
         let mut state = Vec::new();
         let out = engine_evaluate(
-            &mut Runner(&h),
+            &*h,
             "ok",
             None,
             1000,
@@ -702,14 +699,13 @@ groups:
             let ts = i as i64 * 60_000;
             let l = Labels::from_pairs(&[("__name__", "queue_depth"), ("queue", "a")]);
             head.append_labels(&l, ts, *v).unwrap();
-            let mut runner = Runner(&h);
             let mut env = EvalEnv {
                 engine: &engine,
                 head: &head,
                 external_labels: &ext,
                 external_url: "",
                 resend_delay_ms: 60_000,
-                wasm: Some(&mut runner),
+                wasm: Some(&*h),
                 clock_ns: None,
             };
             g.eval(ts, &mut env);
