@@ -33,7 +33,20 @@ fn open(dir: &Path) -> (Head, Arc<Wal>, ReplayReport) {
 
 fn open_with(dir: &Path, opts: WalOptions) -> (Head, Arc<Wal>, ReplayReport) {
     let head = Head::default();
-    let (wal, report) = Wal::open(dir, &head, opts).unwrap();
+    // The crash test forks children from this process; between fork and
+    // exec a child holds copies of every open descriptor, our lock file's
+    // included, so reopening a directory right after closing it can find
+    // the lock briefly held. Retry that case a little.
+    let mut tries = 0;
+    let (wal, report) = loop {
+        match Wal::open(dir, &head, opts.clone()) {
+            Err(WalError::Locked { .. }) if tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other.unwrap_or_else(|e| panic!("opening {}: {e}", dir.display())),
+        }
+    };
     (head, wal, report)
 }
 
