@@ -41,6 +41,26 @@ enum Command {
     /// state change (pending, firing, resolved) and every notification
     /// Alertmanager would have received.
     Backtest(BacktestArgs),
+    /// Write rules in Rust: scaffold a rule crate, build it to a checked .wasm.
+    #[command(subcommand)]
+    Rule(RuleCommand),
+}
+
+#[derive(Subcommand)]
+enum RuleCommand {
+    /// Create a rule crate NAME (in ./NAME, or --dir) with an example rule
+    /// and a native test.
+    New {
+        name: String,
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Build the rule crate in DIR (default: .) for wasm32-unknown-unknown
+    /// and check the module as an upload would.
+    Build {
+        #[arg(default_value = ".")]
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Args, Default)]
@@ -186,6 +206,8 @@ fn main() -> ExitCode {
             Ok(cli::check::rules(&files, ignore_unknown_fields))
         }
         Command::Check(CheckCommand::Config { files }) => Ok(cli::check::config(&files)),
+        Command::Rule(RuleCommand::New { name, dir }) => cli::rule::new(&name, dir.as_deref()),
+        Command::Rule(RuleCommand::Build { dir }) => cli::rule::build(&dir),
     };
     match result {
         Ok(code) => code,

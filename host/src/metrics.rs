@@ -39,6 +39,10 @@ pub struct Metrics {
     pub checkpoints: Counter,
     pub config_reloads: Labeled<Counter>,
     pub config_last_reload_success: Gauge,
+    /// WASM rule evaluations by module and result (ok, error, quarantined).
+    pub wasm_evaluations: Labeled<Counter>,
+    pub wasm_duration: Labeled<Histogram>,
+    pub wasm_host_calls: Labeled<Counter>,
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -71,6 +75,11 @@ impl Metrics {
             checkpoints: Counter::default(),
             config_reloads: Labeled::default(),
             config_last_reload_success: Gauge::default(),
+            wasm_evaluations: Labeled::default(),
+            wasm_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.00005, 4.0, 10))
+            }),
+            wasm_host_calls: Labeled::default(),
         };
         let r = registry;
         r.register("tocsin_queries", "PromQL queries answered by the HTTP API", m.queries.clone());
@@ -149,6 +158,21 @@ impl Metrics {
             "tocsin_config_last_reload_successful",
             "Whether the last configuration reload succeeded",
             m.config_last_reload_success.clone(),
+        );
+        r.register(
+            "tocsin_wasm_evaluations",
+            "WASM rule evaluations, by module and result (ok, error, quarantined)",
+            m.wasm_evaluations.clone(),
+        );
+        r.register(
+            "tocsin_wasm_evaluation_duration_seconds",
+            "Time in a WASM rule module per evaluation, host calls included",
+            m.wasm_duration.clone(),
+        );
+        r.register(
+            "tocsin_wasm_host_calls",
+            "Queries WASM rule modules made through the host",
+            m.wasm_host_calls.clone(),
         );
         m
     }

@@ -479,6 +479,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         first.config.limits.max_body_bytes,
         wasm,
     );
+    state.wasm.set_metrics(state.metrics.clone());
     let (registry, problems) = crate::wasm::registry::Registry::open(
         &opts.data_dir.join("modules"),
         state.wasm.clone(),

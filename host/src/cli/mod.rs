@@ -2,6 +2,7 @@
 
 pub mod backtest;
 pub mod check;
+pub mod rule;
 pub mod test_rules;
 
 use std::path::Path;

@@ -141,7 +141,24 @@ pub struct WasmHost {
     modules: RwLock<HashMap<String, Arc<Loaded>>>,
     jobs: Mutex<Sender<Job>>,
     pub limits: RunLimits,
+    health: Mutex<HashMap<String, Health>>,
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
+
+/// Consecutive failures of a module, for quarantine.
+#[derive(Default)]
+struct Health {
+    failures: u32,
+    until: Option<Instant>,
+    last_error: String,
+}
+
+/// A module failing this many evaluations in a row (traps, timeouts, memory)
+/// is skipped for a while, doubling from [`QUARANTINE_BASE`] up to
+/// [`QUARANTINE_MAX`], so a crash-looping module cannot eat the guest pool.
+const QUARANTINE_AFTER: u32 = 3;
+const QUARANTINE_BASE: Duration = Duration::from_secs(30);
+const QUARANTINE_MAX: Duration = Duration::from_secs(600);
 
 impl WasmHost {
     pub fn new(
@@ -166,7 +183,65 @@ impl WasmHost {
             modules: RwLock::new(HashMap::new()),
             jobs: Mutex::new(tx),
             limits,
+            health: Mutex::new(HashMap::new()),
+            metrics: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Reports evaluations in `/metrics`.
+    pub fn set_metrics(&self, m: Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(m);
+    }
+
+    /// Quarantine applies on wall-clock deadlines only: offline runs (tests,
+    /// backtests) must give the same result whatever happened before.
+    fn quarantines(&self) -> bool {
+        self.sandbox.options().deadline == Deadline::Epochs
+    }
+
+    fn record(&self, name: &str, result: &Result<Vec<u8>, String>, took: Duration, calls: u32) {
+        if let Some(m) = self.metrics.get() {
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            let l = vec![
+                ("module".to_owned(), name.to_owned()),
+                ("result".to_owned(), outcome.to_owned()),
+            ];
+            m.wasm_evaluations.get_or_create(&l).inc();
+            let l = vec![("module".to_owned(), name.to_owned())];
+            m.wasm_duration.get_or_create(&l).observe(took.as_secs_f64());
+            m.wasm_host_calls.get_or_create(&l).inc_by(u64::from(calls));
+        }
+        if !self.quarantines() {
+            return;
+        }
+        let mut health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(_) => {
+                health.remove(name);
+            }
+            Err(e) => {
+                let h = health.entry(name.to_owned()).or_default();
+                h.failures += 1;
+                h.last_error = e.clone();
+                if h.failures >= QUARANTINE_AFTER {
+                    let doublings = (h.failures - QUARANTINE_AFTER).min(8);
+                    let wait = (QUARANTINE_BASE * 2u32.pow(doublings)).min(QUARANTINE_MAX);
+                    h.until = Some(Instant::now() + wait);
+                }
+            }
+        }
+    }
+
+    fn quarantined(&self, name: &str) -> Option<String> {
+        let health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+        let h = health.get(name)?;
+        let left = h.until?.checked_duration_since(Instant::now())?;
+        Some(format!(
+            "module {name:?} is quarantined for {}s after {} failed evaluations in a row; last error: {}",
+            left.as_secs() + 1,
+            h.failures,
+            h.last_error
+        ))
     }
 
     pub fn sandbox(&self) -> &Arc<Sandbox> {
@@ -190,10 +265,13 @@ impl WasmHost {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_owned(), Arc::new(loaded));
+        // A new upload gets a fresh start.
+        self.health.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
     }
 
     pub fn remove(&self, name: &str) {
         self.modules.write().unwrap_or_else(PoisonError::into_inner).remove(name);
+        self.health.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
     }
 
     /// The module a rule names: an installed name, or a path to a `.wasm`
@@ -225,7 +303,18 @@ impl WasmHost {
         request: &[u8],
         host: &mut HostCalls<'_>,
     ) -> Result<Vec<u8>, String> {
+        if let Some(msg) = self.quarantined(name) {
+            if let Some(m) = self.metrics.get() {
+                let l = vec![
+                    ("module".to_owned(), name.to_owned()),
+                    ("result".to_owned(), "quarantined".to_owned()),
+                ];
+                m.wasm_evaluations.get_or_create(&l).inc();
+            }
+            return Err(msg);
+        }
         let loaded = self.lookup(name)?;
+        let started = Instant::now();
         let (events, rx) = channel();
         let job = Job { loaded, request: request.to_vec(), events, limits: self.limits.clone() };
         self.jobs
@@ -233,10 +322,12 @@ impl WasmHost {
             .unwrap_or_else(PoisonError::into_inner)
             .send(job)
             .map_err(|_| "the wasm worker pool has stopped".to_owned())?;
-        serve_calls(&rx, host).map_err(|e| match host.panic_message() {
+        let result = serve_calls(&rx, host).map_err(|e| match host.panic_message() {
             Some(msg) => format!("module {name:?} panicked: {msg}"),
             None => format!("module {name:?}: {e}"),
-        })
+        });
+        self.record(name, &result, started.elapsed(), host.calls());
+        result
     }
 }
 
@@ -634,6 +725,26 @@ mod tests {
         let resp = response();
         install(&h, "ok", &module(1, &answer(resp.len()), &resp, "")).unwrap();
         assert_eq!(run(&h, "ok").0.unwrap(), resp);
+    }
+
+    #[test]
+    fn a_crash_looping_module_is_quarantined() {
+        let h = host(Deadline::Epochs);
+        install(&h, "crash", &module(1, "unreachable", &[], "")).unwrap();
+        for _ in 0..QUARANTINE_AFTER {
+            assert!(run(&h, "crash").0.unwrap_err().contains("trapped"));
+        }
+        let e = run(&h, "crash").0.unwrap_err();
+        assert!(e.contains("quarantined for 30s after 3 failed evaluations"), "{e}");
+        // Re-uploading clears it.
+        install(&h, "crash", &module(1, "unreachable", &[], "")).unwrap();
+        assert!(run(&h, "crash").0.unwrap_err().contains("trapped"));
+        // Offline runs are never quarantined.
+        let f = host(Deadline::Fuel);
+        install(&f, "crash", &module(1, "unreachable", &[], "")).unwrap();
+        for _ in 0..5 {
+            assert!(run(&f, "crash").0.unwrap_err().contains("trapped"));
+        }
     }
 
     #[test]
