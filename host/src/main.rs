@@ -44,6 +44,45 @@ enum Command {
     /// Write rules in Rust: scaffold a rule crate, build it to a checked .wasm.
     #[command(subcommand)]
     Rule(RuleCommand),
+    /// Manage the rule modules of a running `tocsin serve`.
+    #[command(subcommand)]
+    Module(ModuleCommand),
+}
+
+#[derive(Args)]
+struct RemoteArgs {
+    /// The service's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:9099", global = true)]
+    url: String,
+    /// Bearer token for write endpoints (or set TOCSIN_TOKEN).
+    #[arg(long, global = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ModuleCommand {
+    /// Upload a .wasm module under NAME (replacing a module of that name).
+    /// The service checks it and answers with every problem it finds.
+    Upload {
+        file: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// List the uploaded modules.
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Delete a module (rules using it then fail with an error saying so).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -208,6 +247,16 @@ fn main() -> ExitCode {
         Command::Check(CheckCommand::Config { files }) => Ok(cli::check::config(&files)),
         Command::Rule(RuleCommand::New { name, dir }) => cli::rule::new(&name, dir.as_deref()),
         Command::Rule(RuleCommand::Build { dir }) => cli::rule::build(&dir),
+        Command::Module(cmd) => {
+            let remote = |r: RemoteArgs| cli::module::Remote { url: r.url, token: r.token };
+            match cmd {
+                ModuleCommand::Upload { file, name, description, remote: r } => {
+                    cli::module::upload(&remote(r), &file, &name, &description)
+                }
+                ModuleCommand::List { remote: r } => cli::module::list(&remote(r)),
+                ModuleCommand::Delete { name, remote: r } => cli::module::delete(&remote(r), &name),
+            }
+        }
     };
     match result {
         Ok(code) => code,

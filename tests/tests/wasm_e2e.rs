@@ -171,16 +171,22 @@ scrape_configs:
         health == "err" && err.contains("no module named \"hysteresis\"")
     })
     .await;
-    let r = client
-        .post(format!("{base}/api/v1/modules?name=hysteresis&description=e2e"))
-        .body(wasm.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap_or_default());
-    let bad =
-        client.post(format!("{base}/api/v1/modules?name=x")).body("junk").send().await.unwrap();
-    assert_eq!(bad.status().as_u16(), 400);
+    // Uploaded with the CLI, as a user would; a broken file is refused with why.
+    let wasm_path = dir.path().join("hysteresis.wasm");
+    std::fs::write(&wasm_path, &wasm).unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(tocsin_bin()).args(args).args(["--url", &base]).output().expect("tocsin runs")
+    };
+    let up = cli(&["module", "upload", wasm_path.to_str().unwrap(), "--name", "hysteresis"]);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"junk").unwrap();
+    let bad = cli(&["module", "upload", junk.to_str().unwrap(), "--name", "x"]);
+    assert!(!bad.status.success());
+    let why = String::from_utf8_lossy(&bad.stderr);
+    assert!(why.contains("400") && why.contains("not a valid WebAssembly module"), "{why}");
+    let list = cli(&["module", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).starts_with("hysteresis "));
 
     until("the rule healthy and inactive at 50", || async {
         rule(&client, &base).await == ("inactive".into(), "ok".into(), String::new())

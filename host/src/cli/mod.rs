@@ -2,6 +2,7 @@
 
 pub mod backtest;
 pub mod check;
+pub mod module;
 pub mod rule;
 pub mod test_rules;
 
