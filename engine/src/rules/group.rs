@@ -12,7 +12,7 @@ use crate::templates::{self, QuerySample, TemplateData, TemplateQuerier};
 
 use super::alerting::{ALERT_NAME_LABEL, Alert, AlertingState, Candidate};
 use super::file::{GroupSpec, RuleExpr, RuleKind, RuleSpec};
-use super::wasm::{ModuleRuntime, WasmLimits};
+use super::wasm::ModuleRuntime;
 
 /// Prometheus's default `--rules.alert.resend-delay`.
 pub const DEFAULT_RESEND_DELAY_MS: i64 = 60_000;
@@ -318,7 +318,7 @@ impl Group {
                     &mut rule.wasm_state,
                     env.engine,
                     env.head,
-                    &WasmLimits::default(),
+                    &runtime.limits(),
                 )?;
                 rule.wasm_logs = out.logs;
                 out.samples

@@ -60,6 +60,11 @@ pub trait ModuleRuntime {
         request: &[u8],
         host: &mut HostCalls<'_>,
     ) -> Result<Vec<u8>, String>;
+
+    /// The output and host-call budgets of this runtime's evaluations.
+    fn limits(&self) -> WasmLimits {
+        WasmLimits::default()
+    }
 }
 
 /// The imports of one evaluation: queries over `storage` at most

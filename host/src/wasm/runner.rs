@@ -54,13 +54,19 @@ pub const RULE_INTERFACE: Interface = Interface {
 #[derive(Clone, Debug)]
 pub struct RunLimits {
     pub timeout: Duration,
+    /// The engine-side budgets (outputs, host calls, query samples).
+    pub engine: tocsin_engine::rules::wasm::WasmLimits,
     /// Largest request or message a guest may hand over in one call.
     pub max_message_bytes: usize,
 }
 
 impl Default for RunLimits {
     fn default() -> Self {
-        RunLimits { timeout: Duration::from_secs(1), max_message_bytes: 16 << 20 }
+        RunLimits {
+            timeout: Duration::from_secs(1),
+            engine: tocsin_engine::rules::wasm::WasmLimits::default(),
+            max_message_bytes: 16 << 20,
+        }
     }
 }
 
@@ -366,6 +372,10 @@ impl ModuleRuntime for WasmHost {
         host: &mut HostCalls<'_>,
     ) -> Result<Vec<u8>, String> {
         self.run_module(module, request, host)
+    }
+
+    fn limits(&self) -> tocsin_engine::rules::wasm::WasmLimits {
+        self.limits.engine.clone()
     }
 }
 
@@ -835,5 +845,45 @@ groups:
             states,
             vec![None, Some(Pending), Some(Pending), Some(Firing), Some(Firing), None, None]
         );
+    }
+
+    /// `cargo test -p tocsin-host --release --bin tocsin measure_evaluation -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn measure_evaluation() {
+        let wasm = build_examples().join("hysteresis.wasm");
+        for deadline in [Deadline::Epochs, Deadline::Fuel] {
+            let h = host(deadline);
+            let (m, _) = h.sandbox().compile(&std::fs::read(&wasm).unwrap()).unwrap();
+            h.install("hysteresis", h.prepare(&m).unwrap());
+            let head = Head::default();
+            for i in 0..100 {
+                let l =
+                    Labels::from_pairs(&[("__name__", "queue_depth"), ("queue", &i.to_string())]);
+                head.append_labels(&l, 0, f64::from(i) * 3.0).unwrap();
+            }
+            let engine = Engine::default();
+            let cfg = tocsin_engine::yaml::parse("{metric: queue_depth, high: 100, low: 20}")
+                .unwrap()
+                .root;
+            let mut state = Vec::new();
+            let n = 2000;
+            let t = Instant::now();
+            for _ in 0..n {
+                engine_evaluate(
+                    &*h,
+                    "hysteresis",
+                    cfg.as_ref(),
+                    0,
+                    60_000,
+                    &mut state,
+                    &engine,
+                    &head,
+                    &WasmLimits::default(),
+                )
+                .unwrap();
+            }
+            println!("{deadline:?}: {:?} per evaluation (100 series queried)", t.elapsed() / n);
+        }
     }
 }
