@@ -1,26 +1,11 @@
 //! `wasm:` rules in `tocsin test rules` and `tocsin backtest`: the SDK's
 //! hysteresis example, built for wasm32, unit-tested in promtool's format.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn build_examples() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args(["build", "--profile", "wasm-rule", "--target", "wasm32-unknown-unknown"])
-        .args(["-p", "tocsin-rules-sdk", "--examples"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the example rules for wasm32 failed");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    target.join("wasm32-unknown-unknown/wasm-rule/examples")
-}
 
 #[test]
 fn a_wasm_rule_under_test_rules_and_backtest() {
-    let wasm = build_examples().join("hysteresis.wasm");
+    let wasm = tocsin_tests::build_example_rules().join("hysteresis.wasm");
     let dir = std::env::temp_dir().join(format!("tocsin-wasm-unit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

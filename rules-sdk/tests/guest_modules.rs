@@ -2,9 +2,6 @@
 //! validates an upload: every import is a known `tocsin_v1` function with its
 //! exact signature, the exports are there with theirs, and the module is small.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use tocsin_abi::{export, import};
 
 const I32: u8 = 0x7f;
@@ -146,23 +143,9 @@ fn parse(wasm: &[u8]) -> Module {
     m
 }
 
-fn build_examples() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args(["build", "--profile", "wasm-rule", "--target", "wasm32-unknown-unknown"])
-        .args(["-p", "tocsin-rules-sdk", "--examples"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the example rules for wasm32 failed");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    target.join("wasm32-unknown-unknown/wasm-rule/examples")
-}
-
 #[test]
 fn example_rules_are_valid_small_guest_modules() {
-    let dir = build_examples();
+    let dir = tocsin_tests::build_example_rules();
     for name in EXAMPLES {
         let wasm = std::fs::read(dir.join(format!("{name}.wasm"))).expect("built module");
         assert!(wasm.len() <= MAX_SIZE, "{name}.wasm is {} bytes", wasm.len());

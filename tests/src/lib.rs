@@ -166,3 +166,19 @@ pub fn start_alertmanager(dir: &Path, port: u16, webhook_url: &str) -> Proc {
         dir.join(format!("alertmanager-{port}.log")),
     )
 }
+
+/// Builds the SDK's example rules for wasm32 (the `wasm-rule` profile, as
+/// users build modules) and returns the directory holding the `.wasm` files.
+pub fn build_example_rules() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["build", "--profile", "wasm-rule", "--target", "wasm32-unknown-unknown"])
+        .args(["-p", "tocsin-rules-sdk", "--examples"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the example rules for wasm32 failed");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    target.join("wasm32-unknown-unknown/wasm-rule/examples")
+}

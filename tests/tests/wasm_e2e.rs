@@ -5,7 +5,7 @@
 //! are firing) surviving `kill -9` and a restart.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,23 +15,9 @@ use axum::Router;
 use axum::routing::{get, post};
 use serde_json::Value;
 
-use tocsin_tests::{Proc, TempDir, free_port, tocsin_bin};
+use tocsin_tests::{Proc, TempDir, build_example_rules, free_port, tocsin_bin};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn build_examples() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args(["build", "--profile", "wasm-rule", "--target", "wasm32-unknown-unknown"])
-        .args(["-p", "tocsin-rules-sdk", "--examples"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the example rules for wasm32 failed");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    target.join("wasm32-unknown-unknown/wasm-rule/examples")
-}
 
 async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -98,7 +84,7 @@ fn start(dir: &TempDir, config: &Path, port: u16, tag: &str) -> Proc {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_module_alerts_and_keeps_its_state_across_a_crash() {
-    let wasm = std::fs::read(build_examples().join("hysteresis.wasm")).expect("built module");
+    let wasm = std::fs::read(build_example_rules().join("hysteresis.wasm")).expect("built module");
     let dir = TempDir::new("wasm-e2e");
     let depth = Arc::new(AtomicU64::new(50f64.to_bits()));
     let d = depth.clone();

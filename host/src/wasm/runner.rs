@@ -771,29 +771,13 @@ mod tests {
         assert!(run(&h, "missing").0.unwrap_err().contains("no module named \"missing\""));
     }
 
-    /// Builds the SDK's example rules for wasm32 (what `tocsin rule build`
-    /// will run) and returns where they are.
-    fn build_examples() -> std::path::PathBuf {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = std::process::Command::new(env!("CARGO"))
-            .current_dir(&root)
-            .args(["build", "--profile", "wasm-rule", "--target", "wasm32-unknown-unknown"])
-            .args(["-p", "tocsin-rules-sdk", "--examples"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the example rules for wasm32 failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| root.join("target"), std::path::PathBuf::from);
-        target.join("wasm32-unknown-unknown/wasm-rule/examples")
-    }
-
     /// The SDK's hysteresis example, compiled to wasm32 and run by wasmtime
     /// inside a rule group: state kept between evaluations in the module,
     /// alerts through the same state machine as PromQL rules.
     #[test]
     fn the_sdk_hysteresis_example_drives_an_alert() {
         use tocsin_engine::rules::{AlertState, EvalEnv, Group, ParseOptions, parse_rule_file};
-        let wasm = build_examples().join("hysteresis.wasm");
+        let wasm = tocsin_tests::build_example_rules().join("hysteresis.wasm");
         let h = host(Deadline::Fuel);
         let (m, _) = h.sandbox().compile(&std::fs::read(&wasm).unwrap()).unwrap();
         h.install("hysteresis", h.prepare(&m).unwrap());
@@ -851,7 +835,7 @@ groups:
     #[test]
     #[ignore = "a measurement, not a check"]
     fn measure_evaluation() {
-        let wasm = build_examples().join("hysteresis.wasm");
+        let wasm = tocsin_tests::build_example_rules().join("hysteresis.wasm");
         for deadline in [Deadline::Epochs, Deadline::Fuel] {
             let h = host(deadline);
             let (m, _) = h.sandbox().compile(&std::fs::read(&wasm).unwrap()).unwrap();
