@@ -597,12 +597,8 @@ impl Metrics {
 /// an in-process webhook that records what it receives.
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::fs::File;
-    use std::path::PathBuf;
-    use std::process::{Child, Command, Stdio};
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use axum::body::Bytes;
     use axum::extract::State;
@@ -613,21 +609,18 @@ pub(crate) mod testing {
     /// Bound on every wait in these helpers.
     pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
-    /// A port that was free a moment ago (for a process started afterwards).
-    pub(crate) fn free_port() -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.local_addr().expect("local address").port()
-    }
+    pub(crate) use tocsin_tests::free_port;
 
-    /// An Alertmanager process with one route to a webhook, killed on drop.
+    /// An Alertmanager process with one route to a webhook (the tests
+    /// crate's [`tocsin_tests::start_alertmanager`]), killed on drop.
     pub(crate) struct RealAlertmanager {
-        child: Child,
+        proc: tocsin_tests::Proc,
         port: u16,
-        dir: PathBuf,
+        _dir: tocsin_tests::TempDir,
     }
 
     impl RealAlertmanager {
-        pub(crate) const BINARY: &'static str = "/usr/bin/prometheus-alertmanager";
+        pub(crate) const BINARY: &'static str = tocsin_tests::ALERTMANAGER;
 
         /// Whether the binary is installed; prints why a test is skipped if not.
         pub(crate) fn available() -> bool {
@@ -646,59 +639,16 @@ pub(crate) mod testing {
         /// (grouped by alertname, no group wait, 1s group interval, resolved
         /// notifications on), and waits until it is ready.
         pub(crate) async fn start_on(port: u16, webhook_url: &str) -> Self {
-            static SEQ: AtomicUsize = AtomicUsize::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "tocsin-am-{}-{}",
-                std::process::id(),
-                SEQ.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::create_dir_all(&dir).expect("create Alertmanager directory");
-            let config = dir.join("alertmanager.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  \
-                     group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    \
-                     webhook_configs:\n      - url: '{webhook_url}'\n        send_resolved: true\n"
-                ),
-            )
-            .expect("write Alertmanager config");
-            let log = File::create(dir.join("log")).expect("create Alertmanager log");
-            let child = Command::new(Self::BINARY)
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg(format!("--storage.path={}", dir.join("data").display()))
-                // An empty address disables clustering (no gossip port).
-                .arg("--cluster.listen-address=")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone log handle"))
-                .stderr(log)
-                .spawn()
-                .expect("start Alertmanager");
-            let mut am = RealAlertmanager { child, port, dir };
-            am.wait_ready().await;
+            let dir = tocsin_tests::TempDir::new("am");
+            let proc = tocsin_tests::start_alertmanager(dir.path(), port, webhook_url);
+            let mut am = RealAlertmanager { proc, port, _dir: dir };
+            let client = reqwest::Client::builder().no_proxy().build().expect("client");
+            tocsin_tests::wait_ready(&client, &am.url(), &mut am.proc).await;
             am
         }
 
-        async fn wait_ready(&mut self) {
-            let ready = format!("{}/-/ready", self.url());
-            let client = reqwest::Client::builder().no_proxy().build().expect("client");
-            let begin = Instant::now();
-            while begin.elapsed() < WAIT {
-                if let Ok(Some(status)) = self.child.try_wait() {
-                    panic!("Alertmanager exited with {status}:\n{}", self.log());
-                }
-                let ok = client.get(&ready).timeout(Duration::from_secs(1)).send().await;
-                if ok.is_ok_and(|r| r.status().is_success()) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("Alertmanager not ready within {WAIT:?}:\n{}", self.log());
-        }
-
         pub(crate) fn log(&self) -> String {
-            std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+            self.proc.log()
         }
 
         /// `http://127.0.0.1:PORT`
@@ -709,15 +659,6 @@ pub(crate) mod testing {
         /// Where the notifier POSTs: `http://127.0.0.1:PORT/api/v2/alerts`.
         pub(crate) fn alerts_url(&self) -> String {
             format!("{}/api/v2/alerts", self.url())
-        }
-    }
-
-    impl Drop for RealAlertmanager {
-        fn drop(&mut self) {
-            // Child::kill signals this child's own pid.
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 

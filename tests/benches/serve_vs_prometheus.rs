@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tocsin_engine::Labels;
 use tocsin_engine::remote_write::{TimeSeries, encode};
 use tocsin_engine::sample::Sample;
-use tocsin_tests::{PROMETHEUS, Proc, TempDir, free_port, tocsin_bin};
+use tocsin_tests::{PROMETHEUS, Proc, TempDir, free_port, start_prometheus, start_tocsin};
 
 const SERIES_PER_REQUEST: usize = 2_000;
 const CONCURRENCY: usize = 4;
@@ -222,30 +222,14 @@ fn run() -> Result<(), String> {
     std::fs::write(&config, "global:\n  scrape_interval: 1m\n").map_err(|e| e.to_string())?;
 
     let tport = free_port();
-    let mut tocsin = Proc::spawn(
-        "tocsin",
-        Command::new(tocsin_bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{tport}"), "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("tocsin-data")),
-        dir.path().join("tocsin.log"),
-    );
+    let mut tocsin = start_tocsin(dir.path(), Some(&config), tport, "bench");
     let tbase = format!("http://127.0.0.1:{tport}");
     ready(&client, &rt, &format!("{tbase}/-/ready"), &mut tocsin)?;
     let t = measure(&rt, &client, &tbase, tocsin.pid(), &bodies, series, total)?;
     drop(tocsin);
 
     let pport = free_port();
-    let mut prom = Proc::spawn(
-        "prometheus",
-        Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("prom-data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-            .arg("--web.enable-remote-write-receiver"),
-        dir.path().join("prometheus.log"),
-    );
+    let mut prom = start_prometheus(dir.path(), &config, pport);
     let pbase = format!("http://127.0.0.1:{pport}");
     ready(&client, &rt, &format!("{pbase}/-/ready"), &mut prom)?;
     let p = measure(&rt, &client, &pbase, prom.pid(), &bodies, series, total)?;

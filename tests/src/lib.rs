@@ -139,6 +139,50 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
     }
 }
 
+/// Starts `tocsin serve` on 127.0.0.1:`port` with `config` (the embedded
+/// default when `None`), its data in `dir/data`, its output in
+/// `dir/tocsin-<tag>.log`.
+pub fn start_tocsin(dir: &Path, config: Option<&Path>, port: u16, tag: &str) -> Proc {
+    let mut cmd = Command::new(tocsin_bin());
+    cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}"));
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.arg("--data-dir").arg(dir.join("data"));
+    Proc::spawn("tocsin", &mut cmd, dir.join(format!("tocsin-{tag}.log")))
+}
+
+/// Starts the real Prometheus on 127.0.0.1:`port` with its remote-write
+/// receiver on, its data in `dir/prom-data`.
+pub fn start_prometheus(dir: &Path, config: &Path, port: u16) -> Proc {
+    Proc::spawn(
+        "prometheus",
+        Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("prom-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver"),
+        dir.join("prometheus.log"),
+    )
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+/// Waits (at most a minute) until `base/-/ready` answers 200, failing with
+/// the process's log if it exits first.
+pub async fn wait_ready(client: &reqwest::Client, base: &str, p: &mut Proc) {
+    let begin = Instant::now();
+    loop {
+        p.assert_running();
+        if let Ok(r) = client.get(format!("{base}/-/ready")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(begin.elapsed() < Duration::from_secs(60), "{} not ready:\n{}", p.name, p.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 pub const PROMETHEUS: &str = "/usr/bin/prometheus";
 

@@ -8,15 +8,13 @@
 //! timestamp and the two semantics agree.
 
 use std::collections::BTreeMap;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use tocsin_engine::Labels;
 use tocsin_engine::remote_write::{TimeSeries, encode};
 use tocsin_engine::sample::Sample;
-use tocsin_tests::{PROMETHEUS, Proc, TempDir, free_port, tocsin_bin};
+use tocsin_tests::{PROMETHEUS, TempDir, free_port, start_prometheus, start_tocsin, wait_ready};
 
 const STEP_MS: i64 = 15_000;
 const SAMPLES: i64 = 120; // 30 minutes
@@ -190,20 +188,6 @@ fn diff(q: &str, a: &Value, b: &Value) -> Vec<String> {
     out
 }
 
-async fn wait_ready(client: &reqwest::Client, base: &str, p: &mut Proc) {
-    let begin = Instant::now();
-    loop {
-        p.assert_running();
-        if let Ok(r) = client.get(format!("{base}/-/ready")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(begin.elapsed() < Duration::from_secs(60), "{} not ready:\n{}", p.name, p.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn get(client: &reqwest::Client, url: &str, params: &[(&str, String)]) -> Value {
     let r = client.get(url).query(params).send().await.expect("request");
     serde_json::from_slice(&r.bytes().await.expect("body")).expect("json")
@@ -219,24 +203,8 @@ async fn query_api_agrees_with_prometheus() {
     let config = dir.path().join("empty.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
     let (tport, pport) = (free_port(), free_port());
-    let mut tocsin = Proc::spawn(
-        "tocsin",
-        Command::new(tocsin_bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{tport}"), "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("tocsin-data")),
-        dir.path().join("tocsin.log"),
-    );
-    let mut prom = Proc::spawn(
-        "prometheus",
-        Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("prom-data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-            .arg("--web.enable-remote-write-receiver"),
-        dir.path().join("prometheus.log"),
-    );
+    let mut tocsin = start_tocsin(dir.path(), Some(&config), tport, "1");
+    let mut prom = start_prometheus(dir.path(), &config, pport);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let tbase = format!("http://127.0.0.1:{tport}");
     let pbase = format!("http://127.0.0.1:{pport}");

@@ -19,7 +19,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use serde_json::Value;
 
-use tocsin_tests::{ALERTMANAGER, Proc, TempDir, free_port, start_alertmanager, tocsin_bin};
+use tocsin_tests::{ALERTMANAGER, Proc, TempDir, free_port, start_alertmanager, start_tocsin};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -72,33 +72,13 @@ struct Tocsin {
     base: String,
 }
 
-fn start_tocsin(dir: &TempDir, config: &std::path::Path, port: u16, tag: &str) -> Tocsin {
-    let proc = Proc::spawn(
-        "tocsin",
-        Command::new(tocsin_bin())
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data")),
-        dir.path().join(format!("tocsin-{tag}.log")),
-    );
+fn start(dir: &TempDir, config: Option<&std::path::Path>, port: u16, tag: &str) -> Tocsin {
+    let proc = start_tocsin(dir.path(), config, port, tag);
     Tocsin { proc, base: format!("http://127.0.0.1:{port}") }
 }
 
 async fn wait_ready(client: &reqwest::Client, t: &mut Tocsin) {
-    let begin = Instant::now();
-    loop {
-        t.proc.assert_running();
-        let r = client.get(format!("{}/-/ready", t.base)).send().await;
-        if r.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        assert!(begin.elapsed() < LIMIT, "tocsin not ready:\n{}", t.proc.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tocsin_tests::wait_ready(client, &t.base, &mut t.proc).await;
 }
 
 async fn poll<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
@@ -233,7 +213,7 @@ scrape_configs:
     )
     .unwrap();
     let port = free_port();
-    let mut tocsin = start_tocsin(&dir, &config, port, "1");
+    let mut tocsin = start(&dir, Some(&config), port, "1");
     let base = tocsin.base.clone();
     wait_ready(&client, &mut tocsin).await;
     poll("the target scraped and up", LIMIT, || async {
@@ -362,7 +342,7 @@ scrape_configs:
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
             as i64;
 
-    let mut tocsin = start_tocsin(&dir, &config, port, "2");
+    let mut tocsin = start(&dir, Some(&config), port, "2");
     wait_ready(&client, &mut tocsin).await;
     let found = query(&client, &base, "count(last_over_time(acked[5m]))").await.unwrap_or_default();
     let count = found.first().and_then(|s| s["value"][1].as_str()).unwrap_or("0").to_owned();
@@ -401,17 +381,7 @@ scrape_configs:
 async fn the_embedded_default_scrapes_itself_and_evaluates_rules() {
     let dir = TempDir::new("default");
     let port = free_port();
-    let proc = Proc::spawn(
-        "tocsin",
-        Command::new(tocsin_bin())
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data")),
-        dir.path().join("tocsin.log"),
-    );
-    let mut tocsin = Tocsin { proc, base: format!("http://127.0.0.1:{port}") };
+    let mut tocsin = start(&dir, None, port, "default");
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     wait_ready(&client, &mut tocsin).await;
     let base = tocsin.base.clone();

@@ -5,7 +5,6 @@
 //! are firing) surviving `kill -9` and a restart.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +14,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use serde_json::Value;
 
-use tocsin_tests::{Proc, TempDir, build_example_rules, free_port, tocsin_bin};
+use tocsin_tests::{TempDir, build_example_rules, free_port, start_tocsin, tocsin_bin, wait_ready};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -26,20 +25,6 @@ async fn serve(router: Router) -> SocketAddr {
         let _ = axum::serve(listener, router).await;
     });
     addr
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str, p: &mut Proc) {
-    let begin = Instant::now();
-    loop {
-        p.assert_running();
-        if let Ok(r) = client.get(format!("{base}/-/ready")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(begin.elapsed() < LIMIT, "tocsin not ready:\n{}", p.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn json(client: &reqwest::Client, url: &str) -> Value {
@@ -65,21 +50,6 @@ where
         assert!(begin.elapsed() < LIMIT, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn start(dir: &TempDir, config: &Path, port: u16, tag: &str) -> Proc {
-    Proc::spawn(
-        "tocsin",
-        Command::new(tocsin_bin())
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data")),
-        dir.path().join(format!("tocsin-{tag}.log")),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,7 +118,7 @@ scrape_configs:
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut tocsin = start(&dir, &config, port, "1");
+    let mut tocsin = start_tocsin(dir.path(), Some(&config), port, "1");
     wait_ready(&client, &base, &mut tocsin).await;
 
     // Before the upload the rule fails, and says why.
@@ -197,7 +167,7 @@ scrape_configs:
     // kill -9: the module comes back from the registry, and its state
     // (this series is firing) from the data directory, so 50 still fires.
     tocsin.kill9();
-    let mut tocsin = start(&dir, &config, port, "2");
+    let mut tocsin = start_tocsin(dir.path(), Some(&config), port, "2");
     wait_ready(&client, &base, &mut tocsin).await;
     let modules = json(&client, &format!("{base}/api/v1/modules")).await;
     assert_eq!(modules["data"][0]["name"], "hysteresis", "{modules}");

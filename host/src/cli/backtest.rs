@@ -103,10 +103,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let show_progress = std::io::stderr().is_terminal() && total >= 2000;
     let mut last_pct = 0;
-    let wasm = super::offline_wasm_host().ok();
-    let runtime = wasm.as_deref().map(|h| h as &dyn tocsin_engine::rules::wasm::ModuleRuntime);
-    let result =
-        backtest(&mut groups, &head, &Engine::default(), &opts, runtime, &mut |done, total| {
+    let runtime = super::OfflineRuntime::default();
+    let result = backtest(
+        &mut groups,
+        &head,
+        &Engine::default(),
+        &opts,
+        Some(&runtime),
+        &mut |done, total| {
             if show_progress {
                 let pct = done * 100 / total.max(1);
                 if pct >= last_pct + 5 {
@@ -117,7 +121,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-        });
+        },
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&result)).context("encoding JSON")?);
     } else {

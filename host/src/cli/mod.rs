@@ -7,7 +7,7 @@ pub mod rule;
 pub mod test_rules;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tocsin_engine::rules::TestFiles;
 use tocsin_engine::rules::wasm::ModuleRuntime;
@@ -18,13 +18,27 @@ use crate::wasm::sandbox::{Deadline, Sandbox, SandboxOptions};
 /// Test and rule files from the filesystem; `rule_files` entries may be
 /// globs. `wasm:` rules name `.wasm` files (relative to the working
 /// directory), run in wasmtime.
+#[derive(Default)]
 pub struct FsFiles {
-    pub wasm: Option<Arc<WasmHost>>,
+    pub wasm: OfflineRuntime,
 }
 
-impl FsFiles {
-    pub fn new() -> Self {
-        FsFiles { wasm: offline_wasm_host().ok() }
+/// [`offline_wasm_host`], started on the first `wasm:` rule: runs of
+/// PromQL-only files never pay for the guest pool.
+#[derive(Default)]
+pub struct OfflineRuntime(OnceLock<Result<Arc<WasmHost>, String>>);
+
+impl ModuleRuntime for OfflineRuntime {
+    fn run(
+        &self,
+        module: &str,
+        request: &[u8],
+        host: &mut tocsin_engine::rules::wasm::HostCalls<'_>,
+    ) -> Result<Vec<u8>, String> {
+        match self.0.get_or_init(offline_wasm_host) {
+            Ok(h) => h.run_module(module, request, host),
+            Err(e) => Err(format!("starting the WebAssembly runtime: {e}")),
+        }
     }
 }
 
@@ -42,7 +56,7 @@ pub fn offline_wasm_host() -> Result<Arc<WasmHost>, String> {
 
 impl TestFiles for FsFiles {
     fn wasm(&self) -> Option<&dyn ModuleRuntime> {
-        self.wasm.as_deref().map(|h| h as &dyn ModuleRuntime)
+        Some(&self.wasm)
     }
 
     fn read(&self, path: &str) -> Result<String, String> {

@@ -25,7 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Regex::new(&joined).with_context(|| format!("invalid --run pattern {joined:?}"))?)
     };
     let opts = UnitTestOptions { run, ignore_unknown_fields: args.ignore_unknown_fields };
-    let files = FsFiles::new();
+    let files = FsFiles::default();
     let mut reports = Vec::new();
     let mut failed = false;
     for f in &args.files {
