@@ -15,11 +15,15 @@ rustc --version
 
 step "system packages"
 # End-to-end tests run the real Alertmanager and compare against a real
-# Prometheus, both from Debian. apt-get only runs when something is missing.
+# Prometheus, both from Debian; the playground's tests drive Debian's chromium
+# with node. apt-get only runs when something is missing.
 need=()
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v chromium >/dev/null || need+=(chromium)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -30,6 +34,12 @@ if ((${#need[@]})); then
 fi
 prometheus --version 2>&1 | head -1
 prometheus-alertmanager --version 2>&1 | head -1
+chromium --version 2>/dev/null | head -1
+echo "node $(node --version)"
+
+step "browser test driver"
+# playwright-core only (it never downloads a browser), pinned by the lockfile.
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 step "format"
 cargo fmt --all -- --check
@@ -40,7 +50,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "tests"
 cargo test --workspace
 
-step "engine builds for wasm32-unknown-unknown"
-cargo build -p tocsin-engine -p tocsin-web --target wasm32-unknown-unknown
+# The engine's wasm32-unknown-unknown build is checked by every build above:
+# host/build.rs compiles tocsin-web (and so tocsin-engine) for it to embed the
+# playground.
 
 step "all checks passed"

@@ -41,6 +41,10 @@ enum Command {
     /// state change (pending, firing, resolved) and every notification
     /// Alertmanager would have received.
     Backtest(BacktestArgs),
+    /// The browser playground as static files, for hosting without tocsin
+    /// (`tocsin serve` already serves it at `/`).
+    #[command(subcommand)]
+    Playground(PlaygroundCommand),
     /// Write rules in Rust: scaffold a rule crate, build it to a checked .wasm.
     #[command(subcommand)]
     Rule(RuleCommand),
@@ -57,6 +61,17 @@ struct RemoteArgs {
     /// Bearer token for write endpoints (or set TOCSIN_TOKEN).
     #[arg(long, global = true)]
     token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PlaygroundCommand {
+    /// Write the page, its scripts and the engine bundle into DIR. Serve DIR
+    /// with any static web server (browsers refuse module workers from
+    /// file:// URLs).
+    Export {
+        /// Directory to write into (created if missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -241,6 +256,15 @@ fn main() -> ExitCode {
             json: matches!(a.output, OutputFormat::Json),
             external_labels: a.external_labels,
         }),
+        Command::Playground(PlaygroundCommand::Export { dir }) => {
+            anyhow::Context::with_context(api::playground::export(&dir), || {
+                format!("writing the playground to {}", dir.display())
+            })
+            .map(|files| {
+                println!("wrote {} files to {}", files.len(), dir.display());
+                ExitCode::SUCCESS
+            })
+        }
         Command::Check(CheckCommand::Rules { files, ignore_unknown_fields }) => {
             Ok(cli::check::rules(&files, ignore_unknown_fields))
         }

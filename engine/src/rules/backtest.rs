@@ -5,6 +5,11 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::{Value, json};
+
+use crate::duration::format_rfc3339;
+use crate::exposition::{Format, Ingester};
+use crate::gofmt::format_float_g;
 use crate::labels::{Label, Labels};
 use crate::promql::Engine;
 use crate::storage::Head;
@@ -23,6 +28,9 @@ pub struct BacktestOptions {
     pub external_labels: Labels,
     pub external_url: String,
     pub resend_delay_ms: i64,
+    /// Keep every active alert's value at every evaluation
+    /// ([`BacktestResult::alert_values`]), for charts.
+    pub capture_alert_values: bool,
 }
 
 /// The state an alert instance moved to.
@@ -95,6 +103,32 @@ pub struct BacktestResult {
     /// Rule errors, reported once per run of consecutive failing evaluations.
     pub errors: Vec<RuleErrorEvent>,
     pub evaluations: usize,
+    /// With [`BacktestOptions::capture_alert_values`]: per alert instance, its
+    /// value and state at each evaluation while pending or firing.
+    pub alert_values: Vec<AlertValues>,
+    /// With [`BacktestOptions::capture_alert_values`]: after every evaluation
+    /// in which an alerting rule's alerts changed state, its firing alerts
+    /// (what a promtool `alert_rule_test` at that time would list).
+    pub firing_snapshots: Vec<FiringSnapshot>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FiringSnapshot {
+    pub t: i64,
+    pub group: String,
+    pub rule: String,
+    /// Labels and annotations of each firing alert, by labels.
+    pub alerts: Vec<(Labels, Vec<(String, String)>)>,
+}
+
+/// The values one alert instance had while active: what a chart of a rule
+/// shows when the rule is a module and has no expression to graph.
+#[derive(Clone, Debug)]
+pub struct AlertValues {
+    pub group: String,
+    pub rule: String,
+    pub labels: Labels,
+    pub points: Vec<(i64, f64, AlertState)>,
 }
 
 /// Prometheus's notifier turns an alert into what Alertmanager receives:
@@ -161,6 +195,7 @@ pub fn backtest(
     let mut done = 0u64;
     let mut result = BacktestResult::default();
     let mut failing: Vec<Vec<bool>> = groups.iter().map(|g| vec![false; g.rules.len()]).collect();
+    let mut capture: BTreeMap<(usize, usize, Labels), usize> = BTreeMap::new();
     for (ts, due) in schedule(groups, opts) {
         for gi in due {
             let group = &mut groups[gi];
@@ -207,6 +242,25 @@ pub fn backtest(
                 if !rule.spec.is_alert() {
                     continue;
                 }
+                if opts.capture_alert_values {
+                    for (labels, a) in &rule.alerts.active {
+                        if a.state == AlertState::Inactive {
+                            continue;
+                        }
+                        let key = (gi, ri, labels.clone());
+                        let slot = *capture.entry(key).or_insert_with(|| {
+                            result.alert_values.push(AlertValues {
+                                group: group.name.clone(),
+                                rule: rule.spec.name.clone(),
+                                labels: labels.clone(),
+                                points: Vec::new(),
+                            });
+                            result.alert_values.len() - 1
+                        });
+                        result.alert_values[slot].points.push((ts, a.value, a.state));
+                    }
+                }
+                let changed_before = result.transitions.len();
                 let prev = &before[ri];
                 let mut push =
                     |labels: &Labels, from: Option<AlertState>, to, a: Option<&Alert>| {
@@ -238,11 +292,122 @@ pub fn backtest(
                         push(labels, Some(*was), TransitionTo::Cancelled, None);
                     }
                 }
+                if opts.capture_alert_values && result.transitions.len() > changed_before {
+                    let mut alerts: Vec<_> = rule
+                        .alerts
+                        .active
+                        .iter()
+                        .filter(|(_, a)| a.state == AlertState::Firing)
+                        .map(|(l, a)| (l.clone(), a.annotations.clone()))
+                        .collect();
+                    alerts.sort_by(|a, b| a.0.cmp(&b.0));
+                    result.firing_snapshots.push(FiringSnapshot {
+                        t: ts,
+                        group: group.name.clone(),
+                        rule: rule.spec.name.clone(),
+                        alerts,
+                    });
+                }
             }
         }
         progress(done, total);
     }
     result
+}
+
+/// Loads backtest input into `head`: promtool-style `input_series` YAML (a
+/// test file or just its `input_series` part), or exposition text whose
+/// samples carry timestamps. `name` is the file name (its extension decides
+/// when present) and prefixes errors, which read `name:line:col: message`.
+pub fn load_data(head: &Head, name: &str, bytes: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(bytes);
+    let looks_yaml = name.ends_with(".yml")
+        || name.ends_with(".yaml")
+        || text.lines().any(|l| l.starts_with("input_series:") || l.starts_with("tests:"));
+    if looks_yaml {
+        let series = super::unittest::parse_data_yaml(&text).map_err(|e| format!("{name}:{e}"))?;
+        for (labels, samples) in series {
+            head.append_many(&head.get_or_create(&labels), &samples);
+        }
+        return Ok(());
+    }
+    let format = if text.trim_end().ends_with("# EOF") {
+        Format::OpenMetrics
+    } else {
+        Format::PrometheusText
+    };
+    Ingester::new().ingest(head, bytes, format, 0).map_err(|e| format!("{name}:{e}"))?;
+    Ok(())
+}
+
+/// A value as the timeline prints it: Go's `%g`, `-` for none.
+pub fn value_text(v: f64) -> String {
+    if v.is_nan() { "-".into() } else { format_float_g(v) }
+}
+
+fn pairs_json(p: &[(String, String)]) -> Value {
+    Value::Object(p.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+}
+
+fn labels_json(l: &Labels) -> Value {
+    Value::Object(
+        l.iter().map(|l| (l.name.to_string(), Value::String(l.value.to_string()))).collect(),
+    )
+}
+
+/// JSON has no NaN/Inf; Prometheus's API writes numbers as strings too.
+fn num_json(v: f64) -> Value {
+    Value::String(value_text(v))
+}
+
+/// The result as JSON: `tocsin backtest --json` prints it and the playground
+/// renders it, so "the same timeline" can be checked byte for byte.
+pub fn to_json(r: &BacktestResult) -> Value {
+    let mut out = json!({
+        "evaluations": r.evaluations,
+        "transitions": r.transitions.iter().map(|t| json!({
+            "time": format_rfc3339(t.t),
+            "group": t.group,
+            "rule": t.rule,
+            "labels": labels_json(&t.labels),
+            "from": t.from.map(|s| s.as_str()),
+            "to": t.to.as_str(),
+            "value": num_json(t.value),
+            "annotations": pairs_json(&t.annotations),
+        })).collect::<Vec<_>>(),
+        "notifications": r.notifications.iter().map(|n| json!({
+            "time": format_rfc3339(n.t),
+            "group": n.group,
+            "rule": n.rule,
+            "alerts": n.alerts.iter().map(|a| json!({
+                "labels": labels_json(&a.labels),
+                "annotations": pairs_json(&a.annotations),
+                "startsAt": format_rfc3339(a.starts_at),
+                "endsAt": format_rfc3339(a.ends_at),
+                "status": if a.resolved { "resolved" } else { "firing" },
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "errors": r.errors.iter().map(|e| json!({
+            "time": format_rfc3339(e.t), "group": e.group, "rule": e.rule, "error": e.error,
+        })).collect::<Vec<_>>(),
+    });
+    if !r.alert_values.is_empty()
+        && let Some(o) = out.as_object_mut()
+    {
+        // Millisecond times and raw numbers (null for NaN/Inf): chart input.
+        let values = r.alert_values.iter().map(|a| {
+            json!({
+                "group": a.group,
+                "rule": a.rule,
+                "labels": labels_json(&a.labels),
+                "points": a.points.iter().map(|(t, v, s)| {
+                    json!([t, if v.is_finite() { json!(v) } else { Value::Null }, s.as_str()])
+                }).collect::<Vec<_>>(),
+            })
+        });
+        o.insert("alertValues".into(), Value::Array(values.collect()));
+    }
+    out
 }
 
 /// Label pairs for display and JSON.
@@ -275,6 +440,7 @@ mod tests {
             external_labels: Labels::from_pairs(&[("cluster", "eu")]),
             external_url: String::new(),
             resend_delay_ms: 60_000,
+            capture_alert_values: true,
         };
         let mut calls = 0;
         let r = backtest(&mut groups, &head, &Engine::default(), &opts, None, &mut |d, t| {
@@ -322,6 +488,7 @@ mod tests {
             external_labels: Labels::empty(),
             external_url: String::new(),
             resend_delay_ms: 60_000,
+            capture_alert_values: true,
         };
         let r = backtest(&mut groups, &head, &Engine::default(), &opts, None, &mut |_, _| {});
         let steps: Vec<(i64, &str)> =

@@ -6,6 +6,7 @@ mod ingest;
 pub mod json;
 mod modules;
 mod params;
+pub mod playground;
 mod query;
 mod status;
 
@@ -169,7 +170,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(status::metrics))
         .route("/-/healthy", get(status::healthy))
         .route("/-/ready", get(status::ready))
-        .route("/", get(status::index))
+        .route("/", get(playground::index))
+        .route("/status", get(status::index))
+        .route("/{asset}", get(playground::file))
         .merge(writes)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))

@@ -254,3 +254,34 @@ async fn module_registry_endpoints() {
     assert_eq!(v["data"], serde_json::json!([]));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_playground_is_served_at_the_root_gzip_when_accepted() {
+    let s = state();
+    let resp = crate::api::router(s.clone())
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+
+    let req = Request::get("/tocsin_web_bg.wasm")
+        .header(header::ACCEPT_ENCODING, "br, gzip")
+        .body(Body::empty())
+        .unwrap();
+    let resp = crate::api::router(s.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/wasm");
+    assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip");
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let mut wasm = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut wasm).unwrap();
+    assert!(wasm.starts_with(b"\0asm"), "the engine bundle is WebAssembly");
+
+    let (status, _) = call(&s, Request::get("/no-such-file.js").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The status page moved to /status; the API is untouched by the asset route.
+    let (status, body) = call(&s, Request::get("/status").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Rule groups"));
+}

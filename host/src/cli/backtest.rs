@@ -8,16 +8,14 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
 use tocsin_engine::duration::{format_rfc3339, parse_duration};
-use tocsin_engine::exposition::{Format, Ingester};
 use tocsin_engine::labels::Labels;
 use tocsin_engine::promql::Engine;
 use tocsin_engine::rules::backtest::{
-    BacktestOptions, BacktestResult, backtest, evaluation_count, label_pairs,
+    BacktestOptions, BacktestResult, backtest, evaluation_count, to_json, value_text,
 };
 use tocsin_engine::rules::group::DEFAULT_RESEND_DELAY_MS;
-use tocsin_engine::rules::unittest::{parse_data_yaml, parse_time};
+use tocsin_engine::rules::unittest::parse_time;
 use tocsin_engine::rules::{Group, ParseOptions, parse_rule_file};
 use tocsin_engine::storage::Head;
 
@@ -94,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         external_labels: Labels::from_pairs(&ext),
         external_url: String::new(),
         resend_delay_ms: DEFAULT_RESEND_DELAY_MS,
+        capture_alert_values: false,
     };
     let total = evaluation_count(&groups, &opts);
     if total > MAX_EVALUATIONS {
@@ -131,35 +130,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Exposition text with timestamps, or promtool-style `input_series` YAML.
 fn load_data(path: &str, head: &Head) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let looks_yaml = path.ends_with(".yml")
-        || path.ends_with(".yaml")
-        || text.lines().any(|l| l.starts_with("input_series:") || l.starts_with("tests:"));
-    if looks_yaml {
-        let series = parse_data_yaml(&text).map_err(|e| anyhow::anyhow!("{path}:{e}"))?;
-        for (labels, samples) in series {
-            head.append_many(&head.get_or_create(&labels), &samples);
-        }
-        return Ok(());
-    }
-    let format = if text.trim_end().ends_with("# EOF") {
-        Format::OpenMetrics
-    } else {
-        Format::PrometheusText
-    };
-    Ingester::new().ingest(head, &bytes, format, 0).map_err(|e| anyhow::anyhow!("{path}:{e}"))?;
-    Ok(())
+    tocsin_engine::rules::backtest::load_data(head, path, &bytes).map_err(anyhow::Error::msg)
 }
 
 fn labels_text(l: &Labels) -> String {
     l.to_string()
-}
-
-fn value_text(v: f64) -> String {
-    if v.is_nan() { "-".into() } else { tocsin_engine::gofmt::format_float_g(v) }
 }
 
 fn to_table(r: &BacktestResult) -> String {
@@ -207,44 +184,4 @@ fn to_table(r: &BacktestResult) -> String {
         }
     }
     out
-}
-
-fn pairs_json(p: &[(String, String)]) -> Value {
-    Value::Object(p.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
-}
-
-fn num_json(v: f64) -> Value {
-    // JSON has no NaN/Inf; Prometheus's API writes numbers as strings too.
-    Value::String(value_text(v))
-}
-
-fn to_json(r: &BacktestResult) -> Value {
-    json!({
-        "evaluations": r.evaluations,
-        "transitions": r.transitions.iter().map(|t| json!({
-            "time": format_rfc3339(t.t),
-            "group": t.group,
-            "rule": t.rule,
-            "labels": pairs_json(&label_pairs(&t.labels)),
-            "from": t.from.map(|s| s.as_str()),
-            "to": t.to.as_str(),
-            "value": num_json(t.value),
-            "annotations": pairs_json(&t.annotations),
-        })).collect::<Vec<_>>(),
-        "notifications": r.notifications.iter().map(|n| json!({
-            "time": format_rfc3339(n.t),
-            "group": n.group,
-            "rule": n.rule,
-            "alerts": n.alerts.iter().map(|a| json!({
-                "labels": pairs_json(&label_pairs(&a.labels)),
-                "annotations": pairs_json(&a.annotations),
-                "startsAt": format_rfc3339(a.starts_at),
-                "endsAt": format_rfc3339(a.ends_at),
-                "status": if a.resolved { "resolved" } else { "firing" },
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "errors": r.errors.iter().map(|e| json!({
-            "time": format_rfc3339(e.t), "group": e.group, "rule": e.rule, "error": e.error,
-        })).collect::<Vec<_>>(),
-    })
 }

@@ -1,0 +1,51 @@
+// The engine's Web Worker: tocsin-engine (wasm-bindgen build of web/) plus
+// the runner for user .wasm rules. Everything heavy happens here, so the page
+// stays responsive, and a module that never returns can be stopped by
+// terminating this worker (see client.js).
+import init, { Playground } from './tocsin_web.js';
+import { GuestRunner } from './guest.js';
+
+// The bundle's path is given explicitly: the glue is generated without a
+// default one (see host/build.rs).
+const ready = init({ module_or_path: new URL('./tocsin_web_bg.wasm', import.meta.url) });
+let playground = null;
+const runner = new GuestRunner();
+let lastBeat = 0;
+// The engine calls this after every evaluation time: forward a throttled
+// heartbeat so the watchdog knows the run is alive.
+runner.progress = (done, total) => {
+  const now = performance.now();
+  if (now - lastBeat > 100 || done === total) {
+    lastBeat = now;
+    postMessage({ op: 'progress', done, total });
+  }
+};
+
+const ops = {
+  loadData: ({ name, text }) => JSON.parse(playground.load_data(name, text)),
+  addMatrix: ({ json }) => JSON.parse(playground.add_matrix(json)),
+  checkRules: ({ name, text }) => JSON.parse(playground.check_rules(name, text)),
+  addModule: ({ name, bytes }) => runner.add(name, new Uint8Array(bytes)),
+  removeModule: ({ name }) => runner.remove(name),
+  backtest: ({ name, rules, options }) => {
+    const started = performance.now();
+    const result = JSON.parse(playground.backtest(name, rules, JSON.stringify(options || {}), runner));
+    result.elapsedMs = performance.now() - started;
+    return result;
+  },
+  queryRange: ({ expr, from, to, step }) => JSON.parse(playground.query_range(expr, from, to, step)),
+  exportTest: ({ ruleFile }) => playground.export_test(ruleFile),
+};
+
+onmessage = async (ev) => {
+  const { id, op, args } = ev.data;
+  try {
+    await ready;
+    if (!playground) playground = new Playground();
+    const fn = ops[op];
+    if (!fn) throw new Error(`unknown operation ${op}`);
+    postMessage({ id, ok: true, result: fn(args || {}) });
+  } catch (e) {
+    postMessage({ id, ok: false, error: e instanceof Error ? e.message : String(e) });
+  }
+};
