@@ -3,7 +3,7 @@
 // usage: node backtest.mjs URL RULES DATA OUT [MODULE.wasm...] [--from MS --to MS --step MS]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { openPlayground, addModule } from './lib.mjs';
+import { openPlayground, engineClient, addModule } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const opts = {};
@@ -15,16 +15,16 @@ for (const k of ['from', 'to', 'step']) {
   }
 }
 const [url, rulesPath, dataPath, outPath, ...modules] = args;
-const { page, problems, close } = await openPlayground(url);
+const { page, problems, close } = await openPlayground(url, { ui: false });
 try {
+  await engineClient(page);
   for (const m of modules) await addModule(page, basename(m).replace(/\.wasm$/, ''), readFileSync(m));
   const rules = readFileSync(rulesPath, 'utf8');
   const data = readFileSync(dataPath, 'utf8');
   const result = await page.evaluate(
     async ([rules, data, dataName, opts]) => {
-      const t = window.tocsin;
-      await t.client.loadData(dataName, data);
-      return t.client.backtest('rules.yml', rules, opts);
+      await window.engine.loadData(dataName, data);
+      return window.engine.backtest('rules.yml', rules, opts);
     },
     [rules, data, basename(dataPath), opts],
   );

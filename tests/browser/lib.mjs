@@ -8,7 +8,9 @@ import { join } from 'node:path';
 
 export const CHROMIUM = process.env.TOCSIN_CHROMIUM || '/usr/bin/chromium';
 
-export async function openPlayground(url, { width = 1400, height = 1000 } = {}) {
+// `ui: false` skips waiting for the page's app: for tests of the engine
+// itself, which make their own client (see engineClient).
+export async function openPlayground(url, { width = 1400, height = 1000, ui = true } = {}) {
   // A fresh profile per run, removed afterwards; nothing reaches the network
   // except 127.0.0.1.
   const profile = mkdtempSync(join(tmpdir(), 'tocsin-chromium-'));
@@ -31,11 +33,13 @@ export async function openPlayground(url, { width = 1400, height = 1000 } = {}) 
   const problems = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
+    if (m.type() === 'error') problems.push(`console error: ${m.text()} (${m.location().url})`);
   });
   await page.goto(url, { waitUntil: 'load', timeout: 30000 });
-  await page.waitForFunction(() => window.tocsin && window.tocsin.ready, null, { timeout: 30000 });
-  await page.evaluate(() => window.tocsin.ready);
+  if (ui) {
+    await page.waitForFunction(() => window.tocsin && window.tocsin.ready, null, { timeout: 30000 });
+    await page.evaluate(() => window.tocsin.ready);
+  }
   const close = async () => {
     await context.close();
     rmSync(profile, { recursive: true, force: true });
@@ -43,12 +47,21 @@ export async function openPlayground(url, { width = 1400, height = 1000 } = {}) 
   return { page, problems, close };
 }
 
-// Adds a .wasm module to the page's engine, as a drop would.
+// A fresh engine client in the page, as `window.engine`: the same worker,
+// bundle and module runner the app uses, without the app around it.
+export async function engineClient(page) {
+  await page.evaluate(async () => {
+    const { EngineClient } = await import(new URL('client.js', document.baseURI).href);
+    window.engine = new EngineClient();
+  });
+}
+
+// Adds a .wasm module to `window.engine`, as a drop on the page would.
 export async function addModule(page, name, bytes) {
   const b64 = Buffer.from(bytes).toString('base64');
   return page.evaluate(async ([name, b64]) => {
     const bin = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    return window.tocsin.client.addModule(name, bin.buffer);
+    return window.engine.addModule(name, bin.buffer);
   }, [name, b64]);
 }
 

@@ -152,6 +152,42 @@ pub fn start_tocsin(dir: &Path, config: Option<&Path>, port: u16, tag: &str) -> 
     Proc::spawn("tocsin", &mut cmd, dir.join(format!("tocsin-{tag}.log")))
 }
 
+/// Waits until `tocsin serve` on `port` answers `GET /-/ready` with 200,
+/// failing if the process exits first. Blocking, for tests without tokio.
+pub fn wait_ready_blocking(p: &mut Proc, port: u16) {
+    use std::io::{Read, Write};
+    let ready = || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 12];
+        s.read(&mut buf).is_ok_and(|n| n == 12 && buf.ends_with(b" 200"))
+    };
+    wait_for("tocsin to be ready", Duration::from_secs(30), || {
+        p.assert_running();
+        ready().then_some(())
+    });
+}
+
+/// Runs `tests/browser/<script>` with node (the playground's Chromium
+/// driver, installed by `tests/run.sh`); its output explains failures.
+pub fn browser_script(script: &str, args: &[&str]) -> std::process::Output {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run tests/run.sh, or `npm ci` in {}",
+        dir.display()
+    );
+    Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running node (is Debian's nodejs installed?): {e}"))
+}
+
 /// Starts the real Prometheus on 127.0.0.1:`port` with its remote-write
 /// receiver on, its data in `dir/prom-data`.
 pub fn start_prometheus(dir: &Path, config: &Path, port: u16) -> Proc {

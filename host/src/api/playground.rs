@@ -51,6 +51,8 @@ pub async fn index(headers: HeaderMap) -> Response {
 pub async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
     match asset(&name) {
         Some(a) => serve(a, &headers),
+        // Browsers ask for it whatever the page says; no icon is no error.
+        None if name == "favicon.ico" => StatusCode::NO_CONTENT.into_response(),
         None => super::text(StatusCode::NOT_FOUND, format!("404 page not found: /{name}\n")),
     }
 }
