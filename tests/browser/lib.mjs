@@ -49,11 +49,11 @@ export async function openPlayground(url, { width = 1400, height = 1000, ui = tr
 
 // A fresh engine client in the page, as `window.engine`: the same worker,
 // bundle and module runner the app uses, without the app around it.
-export async function engineClient(page) {
-  await page.evaluate(async () => {
+export async function engineClient(page, options = {}) {
+  await page.evaluate(async (options) => {
     const { EngineClient } = await import(new URL('client.js', document.baseURI).href);
-    window.engine = new EngineClient();
-  });
+    window.engine = new EngineClient(options);
+  }, options);
 }
 
 // Adds a .wasm module to `window.engine`, as a drop on the page would.

@@ -122,3 +122,95 @@ fn browser_and_cli_give_identical_timelines() {
 
     assert!(tocsin.terminate(Duration::from_secs(10)), "tocsin did not stop:\n{}", tocsin.log());
 }
+
+/// A rule module in WAT: `extra` imports, a bump allocator from 64 KiB,
+/// `body` as `tocsin_evaluate`; the 8 bytes at 1024 are a (junk) response.
+fn module(version: i32, body: &str, extra: &str) -> Vec<u8> {
+    let text = format!(
+        r#"(module
+          (import "tocsin_v1" "panic" (func $panic (param i32 i32)))
+          {extra}
+          (memory (export "memory") 2)
+          (global $next (mut i32) (i32.const 65536))
+          (data (i32.const 1024) "boom\01\02\03\04")
+          (func (export "tocsin_abi_version") (result i32) i32.const {version})
+          (func (export "tocsin_alloc") (param $n i32) (result i32)
+            (local $p i32)
+            global.get $next local.set $p
+            global.get $next local.get $n i32.add global.set $next
+            local.get $p)
+          (func (export "tocsin_evaluate") (param $p i32) (param $n i32) (result i64)
+            {body}))"#
+    );
+    wat::parse_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn hostile_modules_get_clear_errors_in_the_browser_and_the_engine_keeps_serving() {
+    let dir = TempDir::new("browser-hostile");
+    let (mut tocsin, base) = serve(&dir, "browser-hostile");
+    let modules: Vec<(&str, Vec<u8>)> = vec![
+        ("spin", module(1, "(loop $l br $l) i64.const 0", "")),
+        (
+            "bomb",
+            module(
+                1,
+                "i32.const 2000 memory.grow drop i64.const 1024 i64.const 32 i64.shl i64.const 8 i64.or",
+                "",
+            ),
+        ),
+        ("huge", module(1, "i64.const 1024 i64.const 32 i64.shl i64.const 2147483647 i64.or", "")),
+        ("junk", module(1, "i64.const 1024 i64.const 32 i64.shl i64.const 8 i64.or", "")),
+        ("panics", module(1, "i32.const 1024 i32.const 4 call $panic unreachable", "")),
+        ("future", module(2, "i64.const 0", "")),
+        ("refuses", module(1, "i64.const -1", "")),
+        (
+            "wasi",
+            module(
+                1,
+                "i64.const 0",
+                r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#,
+            ),
+        ),
+        ("noexports", wat::parse_str("(module (memory (export \"memory\") 1))").unwrap()),
+        ("garbage", b"\0asm but not really".to_vec()),
+    ];
+    let mut paths = Vec::new();
+    for (name, bytes) in &modules {
+        let p = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&p, bytes).unwrap();
+        paths.push(p.display().to_string());
+    }
+    let mut args = vec![base.as_str()];
+    args.extend(paths.iter().map(String::as_str));
+    let out = browser_script("hostile.mjs", &args);
+    assert!(
+        out.status.success(),
+        "hostile.mjs failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let run = |m: &str| v[m]["run"].as_str().unwrap_or_default().to_owned();
+    let add = |m: &str| v[m]["error"].as_str().unwrap_or_default().to_owned();
+    let expect = |what: String, needle: &str| {
+        assert!(what.contains(needle), "expected {needle:?} in {what:?}\nall: {v:#}");
+    };
+    // An endless loop is stopped by the watchdog terminating the worker.
+    expect(run("spin"), "ran longer than 2.0s");
+    expect(run("bomb"), r#"module "bomb": exceeded its memory limit of 64 MiB"#);
+    expect(run("huge"), "more than the limit");
+    expect(run("junk"), r#"module "junk""#);
+    expect(run("panics"), r#"module "panics" panicked: boom"#);
+    expect(run("future"), "was built for ABI version 2; this host speaks version 1");
+    expect(run("refuses"), "refused the evaluation with error code -1");
+    expect(
+        add("wasi"),
+        "imports `wasi_snapshot_preview1::fd_write`, which the host does not provide",
+    );
+    expect(add("noexports"), "does not export the function `tocsin_abi_version`");
+    expect(add("garbage"), "is not a valid WebAssembly module");
+    // ...and afterwards the (restarted) engine still runs rules, data intact.
+    assert_eq!(v["after"], serde_json::json!(["firing"]), "{v:#}");
+    assert!(tocsin.terminate(Duration::from_secs(10)), "tocsin did not stop:\n{}", tocsin.log());
+}
