@@ -61,6 +61,7 @@ fn native(data: &str, step: Option<i64>) -> (f64, u64) {
             let r = session
                 .backtest("rules.yml", RULES, &opts, None, &mut |_, _| {})
                 .expect("backtest");
+            let r: serde_json::Value = serde_json::from_str(&r).expect("backtest JSON");
             evals = r["evaluations"].as_u64().unwrap_or(0);
             t.elapsed().as_secs_f64() * 1000.0
         })

@@ -248,7 +248,10 @@ mod tests {
             external_labels: vec![("cluster".into(), "eu".into())],
             ..Default::default()
         };
-        let result = s.backtest("rules.yml", rules, &opts, None, &mut |_, _| {}).unwrap();
+        let result: serde_json::Value = serde_json::from_str(
+            &s.backtest("rules.yml", rules, &opts, None, &mut |_, _| {}).unwrap(),
+        )
+        .unwrap();
         let transitions = result["transitions"].as_array().unwrap();
         assert!(transitions.iter().any(|t| t["to"] == "firing"), "{result}");
         assert!(transitions.iter().any(|t| t["to"] == "resolved"), "{result}");

@@ -39,43 +39,46 @@ impl Playground {
     /// exposition text with timestamps). Returns a JSON summary; throws
     /// `name:line:col: message` on bad input, keeping the previous data.
     pub fn load_data(&mut self, name: &str, text: &str) -> Result<String, JsError> {
-        self.session
-            .load_data(name, text.as_bytes())
-            .map(|s| s.to_json().to_string())
-            .map_err(js_err)
+        self.session.load_data(name, text.as_bytes()).map(|s| s.to_json()).map_err(js_err)
     }
 
-    /// Adds series from a Prometheus API matrix (`data.result` of
-    /// `/api/v1/query_range`), as JSON text. Returns the new summary.
-    pub fn add_matrix(&mut self, json: &str) -> Result<String, JsError> {
-        self.session.add_matrix(json).map(|s| s.to_json().to_string()).map_err(js_err)
+    /// Adds series (same formats as `load_data`), merging samples into
+    /// series already loaded. Returns the new summary.
+    pub fn add_data(&mut self, name: &str, text: &str) -> Result<String, JsError> {
+        self.session.add_data(name, text.as_bytes()).map(|s| s.to_json()).map_err(js_err)
     }
 
     /// Problems of a rule file as a JSON array of
     /// `{line, col, message}` (line/col 0 when unknown). Empty when valid.
     pub fn check_rules(&self, name: &str, text: &str) -> String {
-        session::check_rules(name, text).to_string()
+        session::check_rules(name, text)
     }
 
-    /// Runs the rules over the data. `options` is JSON
-    /// `{from, to, step, external_labels}` (times in ms, all optional);
-    /// `runner` runs `.wasm` rules and hears progress (`static/guest.js`). Returns the backtest
-    /// JSON, the same document `tocsin backtest --json` prints, plus chart
-    /// series and the run's metadata.
+    /// Runs the rules over the data from `from` to `to` every `step` (ms;
+    /// NaN for the defaults: the data's range, each group's interval), with
+    /// `external_labels` as `name=value` lines; `runner` runs `.wasm` rules
+    /// and hears progress (`static/guest.js`). Returns the backtest JSON, the
+    /// same document `tocsin backtest --json` prints, plus chart series and
+    /// the run's metadata.
+    // Flat arguments: an options object would need a JSON parser in the
+    // bundle (kept out for size).
+    #[allow(clippy::too_many_arguments)]
     pub fn backtest(
         &mut self,
         name: &str,
         rules: &str,
-        options: &str,
+        from: f64,
+        to: f64,
+        step: f64,
+        external_labels: &str,
         runner: &runtime::GuestRunner,
     ) -> Result<String, JsError> {
-        let opts = RunOptions::from_json(options).map_err(js_err)?;
+        let opts = RunOptions::from_page(from, to, step, external_labels).map_err(js_err)?;
         let rt = runtime::JsRuntime::new(runner);
         self.session
             .backtest(name, rules, &opts, Some(&rt), &mut |done, total| {
                 runner.progress(done as f64, total as f64)
             })
-            .map(|v| v.to_string())
             .map_err(js_err)
     }
 
@@ -88,10 +91,7 @@ impl Playground {
         to: f64,
         step: f64,
     ) -> Result<String, JsError> {
-        self.session
-            .query_range(expr, from as i64, to as i64, step as i64)
-            .map(|v| v.to_string())
-            .map_err(js_err)
+        self.session.query_range(expr, from as i64, to as i64, step as i64).map_err(js_err)
     }
 
     /// The last run as a promtool-format unit-test file for `rule_file`.

@@ -1,6 +1,8 @@
 //! The playground's state and operations, as plain Rust.
 
-use serde_json::{Value, json};
+use std::fmt::Write as _;
+
+use tocsin_engine::json::{push_labels, push_number, push_str};
 use tocsin_engine::labels::Labels;
 use tocsin_engine::promql::{Engine, Value as QValue};
 use tocsin_engine::rules::backtest::{
@@ -28,35 +30,27 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    pub fn from_json(text: &str) -> Result<RunOptions, String> {
-        if text.trim().is_empty() {
-            return Ok(RunOptions::default());
-        }
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("run options: {e}"))?;
-        let ms = |k: &str| -> Result<Option<i64>, String> {
-            match v.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Number(n)) => n
-                    .as_f64()
-                    .filter(|f| f.is_finite())
-                    .map(|f| Some(f as i64))
-                    .ok_or_else(|| format!("run options: {k} is not a finite number")),
-                Some(_) => Err(format!("run options: {k} must be a number of milliseconds")),
-            }
-        };
-        let mut external_labels = Vec::new();
-        if let Some(Value::Object(m)) = v.get("external_labels") {
-            for (k, val) in m {
-                let val =
-                    val.as_str().ok_or_else(|| format!("external label {k}: not a string"))?;
-                external_labels.push((k.clone(), val.to_owned()));
-            }
+    /// From the page: NaN means "not set"; external labels are `name=value`
+    /// lines.
+    pub fn from_page(
+        from: f64,
+        to: f64,
+        step: f64,
+        external_labels: &str,
+    ) -> Result<RunOptions, String> {
+        let ms = |v: f64| v.is_finite().then_some(v as i64);
+        let mut labels = Vec::new();
+        for line in external_labels.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| format!("external label {line:?}: expected name=value"))?;
+            labels.push((k.trim().to_owned(), v.trim().to_owned()));
         }
         Ok(RunOptions {
-            from_ms: ms("from")?,
-            to_ms: ms("to")?,
-            step_ms: ms("step")?,
-            external_labels,
+            from_ms: ms(from),
+            to_ms: ms(to),
+            step_ms: ms(step),
+            external_labels: labels,
         })
     }
 }
@@ -72,15 +66,20 @@ pub struct DataSummary {
     pub interval_ms: Option<i64>,
 }
 
+fn opt(v: Option<i64>) -> String {
+    v.map_or_else(|| "null".to_owned(), |v| v.to_string())
+}
+
 impl DataSummary {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "series": self.series,
-            "samples": self.samples,
-            "from": self.min_time,
-            "to": self.max_time,
-            "interval": self.interval_ms,
-        })
+    pub fn to_json(&self) -> String {
+        format!(
+            r#"{{"series":{},"samples":{},"from":{},"to":{},"interval":{}}}"#,
+            self.series,
+            self.samples,
+            opt(self.min_time),
+            opt(self.max_time),
+            opt(self.interval_ms)
+        )
     }
 }
 
@@ -103,54 +102,31 @@ pub struct Session {
 }
 
 impl Session {
+    /// Replaces the data with `bytes` (see `rules::backtest::load_data`).
     pub fn load_data(&mut self, name: &str, bytes: &[u8]) -> Result<DataSummary, String> {
-        let head = Head::default();
-        load_data(&head, name, bytes)?;
-        let mut data = Vec::new();
-        let _ =
-            head.for_each_series::<tocsin_engine::storage::StorageError>(i64::MIN, |_, l, s| {
-                data.push((l.clone(), s.to_vec()));
-                Ok(())
-            });
-        data.sort_by(|a, b| a.0.cmp(&b.0));
+        let data = read(name, bytes)?;
         self.set_data(data);
         Ok(self.summary.clone())
     }
 
-    /// Adds a Prometheus API matrix (`[{metric: {...}, values: [[sec, "v"]]}]`).
-    pub fn add_matrix(&mut self, text: &str) -> Result<DataSummary, String> {
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("host data: {e}"))?;
-        let items = v.as_array().ok_or("host data: expected a matrix (a JSON array of series)")?;
+    /// Adds series to the data: samples of a series already present are
+    /// merged in time order (the later source wins at equal times).
+    pub fn add_data(&mut self, name: &str, bytes: &[u8]) -> Result<DataSummary, String> {
+        let added = read(name, bytes)?;
         let mut data = std::mem::take(&mut self.data);
-        for (i, item) in items.iter().enumerate() {
-            let metric = item
-                .get("metric")
-                .and_then(Value::as_object)
-                .ok_or_else(|| format!("host data: series {i} has no metric labels"))?;
-            let pairs: Vec<(&str, &str)> =
-                metric.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or(""))).collect();
-            let labels = Labels::from_pairs(&pairs);
-            let mut samples = Vec::new();
-            for p in item.get("values").and_then(Value::as_array).into_iter().flatten() {
-                let (Some(t), Some(val)) =
-                    (p.get(0).and_then(Value::as_f64), p.get(1).and_then(Value::as_str))
-                else {
-                    return Err(format!("host data: series {labels}: malformed point {p}"));
-                };
-                let val = tocsin_engine::gofmt::parse_float(val)
-                    .map_err(|_| format!("host data: series {labels}: bad value {val:?}"))?;
-                samples.push(Sample { t: (t * 1000.0).round() as i64, v: val });
-            }
-            match data.iter_mut().find(|(l, _)| *l == labels) {
-                Some((_, s)) => {
-                    s.extend(samples);
-                    s.sort_by_key(|x| x.t);
-                    s.dedup_by_key(|x| x.t);
+        for (labels, samples) in added {
+            match data.binary_search_by(|(l, _)| l.cmp(&labels)) {
+                Ok(i) => {
+                    let mut merged = samples;
+                    merged.extend(data[i].1.iter().copied());
+                    // Stable: for equal times the added sample stays first.
+                    merged.sort_by_key(|x| x.t);
+                    merged.dedup_by_key(|x| x.t);
+                    data[i].1 = merged;
                 }
-                None => data.push((labels, samples)),
+                Err(i) => data.insert(i, (labels, samples)),
             }
         }
-        data.sort_by(|a, b| a.0.cmp(&b.0));
         self.set_data(data);
         Ok(self.summary.clone())
     }
@@ -191,7 +167,7 @@ impl Session {
         run: &RunOptions,
         wasm: Option<&dyn ModuleRuntime>,
         progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<Value, String> {
+    ) -> Result<String, String> {
         let rf = parse_rule_file(name, rules, ParseOptions::default())
             .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
         let (Some(from), Some(to)) =
@@ -229,44 +205,50 @@ impl Session {
             head.append_many(&head.get_or_create(labels), samples);
         }
         let result = backtest(&mut groups, &head, &Engine::default(), &opts, wasm, progress);
-        let mut out = to_json(&result);
-        let rules_meta: Vec<Value> = groups
-            .iter()
-            .flat_map(|g| {
-                g.rules.iter().map(move |r| {
-                    let (kind, for_ms) = match &r.spec.kind {
-                        RuleKind::Record => ("record", 0),
-                        RuleKind::Alert { for_ms, .. } => ("alert", *for_ms),
-                    };
-                    let (expr, module) = match &r.spec.expr {
-                        RuleExpr::PromQL { text, .. } => (Some(text.clone()), None),
-                        RuleExpr::Wasm { module, .. } => (None, Some(module.clone())),
-                    };
-                    json!({
-                        "group": g.name, "name": r.spec.name, "kind": kind, "for": for_ms,
-                        "expr": expr, "wasm": module, "line": r.spec.pos.line,
-                    })
-                })
-            })
-            .collect();
         let eval_step_ms = run.step_ms.unwrap_or_else(|| {
             let mut iv: Vec<i64> = groups.iter().map(|g| g.interval_ms).collect();
             iv.dedup();
             iv.first().copied().unwrap_or(60_000)
         });
-        if let Some(o) = out.as_object_mut() {
-            o.insert("rules".into(), Value::Array(rules_meta));
-            o.insert("from".into(), json!(from));
-            o.insert("to".into(), json!(to));
-            o.insert("step".into(), json!(eval_step_ms));
+        // The engine's document plus what the page needs to chart it.
+        let mut out = to_json(&result);
+        out.pop();
+        out.push_str(r#","rules":["#);
+        let rules = groups.iter().flat_map(|g| g.rules.iter().map(move |r| (g, r)));
+        for (i, (g, r)) in rules.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let (kind, for_ms) = match &r.spec.kind {
+                RuleKind::Record => ("record", 0),
+                RuleKind::Alert { for_ms, .. } => ("alert", *for_ms),
+            };
+            out.push_str(r#"{"group":"#);
+            push_str(&mut out, &g.name);
+            out.push_str(r#","name":"#);
+            push_str(&mut out, &r.spec.name);
+            let _ = write!(out, r#","kind":"{kind}","for":{for_ms},"line":{}"#, r.spec.pos.line);
+            match &r.spec.expr {
+                RuleExpr::PromQL { text, .. } => {
+                    out.push_str(r#","expr":"#);
+                    push_str(&mut out, text);
+                    out.push_str(r#","wasm":null"#);
+                }
+                RuleExpr::Wasm { module, .. } => {
+                    out.push_str(r#","expr":null,"wasm":"#);
+                    push_str(&mut out, module);
+                }
+            }
+            out.push('}');
         }
+        let _ = write!(out, r#"],"from":{from},"to":{to},"step":{eval_step_ms}}}"#);
         self.last = Some(LastRun { head, result, opts, rules_name: name.to_owned(), eval_step_ms });
         Ok(out)
     }
 
     /// A range query over the last run's head, at most
     /// [`MAX_CHART_POINTS`] points per series.
-    pub fn query_range(&self, expr: &str, from: i64, to: i64, step: i64) -> Result<Value, String> {
+    pub fn query_range(&self, expr: &str, from: i64, to: i64, step: i64) -> Result<String, String> {
         let last = self.last.as_ref().ok_or("run the rules first")?;
         let step = step.max(1).max((to - from) / MAX_CHART_POINTS + 1);
         let r =
@@ -275,17 +257,26 @@ impl Session {
             QValue::Matrix(m) => m,
             QValue::Scalar { .. } | QValue::String { .. } | QValue::Vector(_) => Vec::new(),
         };
-        Ok(Value::Array(
-            series
-                .iter()
-                .map(|s| {
-                    json!({
-                        "labels": s.labels.iter().map(|l| (l.name.to_string(), Value::String(l.value.to_string()))).collect::<serde_json::Map<_, _>>(),
-                        "points": s.points.iter().map(|p| json!([p.t, if p.v.is_finite() { json!(p.v) } else { Value::Null }])).collect::<Vec<_>>(),
-                    })
-                })
-                .collect(),
-        ))
+        let mut out = String::from("[");
+        for (i, s) in series.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(r#"{"labels":"#);
+            push_labels(&mut out, &s.labels);
+            out.push_str(r#","points":["#);
+            for (j, p) in s.points.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "[{},", p.t);
+                push_number(&mut out, p.v);
+                out.push(']');
+            }
+            out.push_str("]}");
+        }
+        out.push(']');
+        Ok(out)
     }
 
     pub fn export_test(&self, rule_file: &str) -> Result<String, String> {
@@ -302,21 +293,42 @@ impl Session {
     }
 }
 
-/// Parse problems as `[{line, col, message}]`.
-pub fn check_rules(name: &str, text: &str) -> Value {
-    match parse_rule_file(name, text, ParseOptions::default()) {
-        Ok(_) => Value::Array(Vec::new()),
-        Err(errs) => Value::Array(
-            errs.iter()
-                .map(|e| {
-                    let (line, col) = e.pos.map_or((0, 0), |p| (p.line, p.col));
-                    let msg = match &e.context {
-                        Some(c) => format!("{c}: {}", e.message),
-                        None => e.message.clone(),
-                    };
-                    json!({"line": line, "col": col, "message": msg, "text": e.to_string()})
-                })
-                .collect(),
-        ),
+/// The series of a data file, sorted by labels.
+fn read(name: &str, bytes: &[u8]) -> Result<Vec<(Labels, Vec<Sample>)>, String> {
+    let head = Head::default();
+    load_data(&head, name, bytes)?;
+    let mut data = Vec::new();
+    head.for_each_series::<tocsin_engine::storage::StorageError>(i64::MIN, |_, l, s| {
+        data.push((l.clone(), s.to_vec()));
+        Ok(())
+    })
+    .map_err(|e| format!("{name}: {e}"))?;
+    data.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(data)
+}
+
+/// Parse problems as `[{line, col, message, text}]` (line and col 0 when
+/// unknown); `[]` when the file is valid.
+pub fn check_rules(name: &str, text: &str) -> String {
+    let Err(errs) = parse_rule_file(name, text, ParseOptions::default()) else {
+        return "[]".into();
+    };
+    let mut out = String::from("[");
+    for (i, e) in errs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let (line, col) = e.pos.map_or((0, 0), |p| (p.line, p.col));
+        let msg = match &e.context {
+            Some(c) => format!("{c}: {}", e.message),
+            None => e.message.clone(),
+        };
+        let _ = write!(out, r#"{{"line":{line},"col":{col},"message":"#);
+        push_str(&mut out, &msg);
+        out.push_str(r#","text":"#);
+        push_str(&mut out, &e.to_string());
+        out.push('}');
     }
+    out.push(']');
+    out
 }

@@ -21,15 +21,35 @@ runner.progress = (done, total) => {
   }
 };
 
+// A Prometheus API matrix (`data.result` of /api/v1/query_range) as
+// exposition text with millisecond timestamps, which the engine loads like a
+// pasted /metrics snapshot. Series without a metric name (a query rather than
+// a selector) cannot be written that way and are refused by name.
+function matrixToText(result) {
+  if (!Array.isArray(result)) throw new Error('host data: expected a matrix (a JSON array of series)');
+  const esc = (v) => String(v).replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+  const lines = [];
+  for (const s of result) {
+    const { __name__: name, ...labels } = s.metric || {};
+    if (!name) throw new Error(`host data: a series without a metric name (${JSON.stringify(s.metric)}): fetch a selector, not an expression`);
+    const ls = Object.entries(labels).map(([k, v]) => `${k}="${esc(v)}"`).join(',');
+    for (const [t, v] of s.values || []) lines.push(`${name}{${ls}} ${v} ${Math.round(t * 1000)}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
 const ops = {
   loadData: ({ name, text }) => JSON.parse(playground.load_data(name, text)),
-  addMatrix: ({ json }) => JSON.parse(playground.add_matrix(json)),
+  addMatrix: ({ json }) => JSON.parse(playground.add_data('host.prom', matrixToText(JSON.parse(json)))),
   checkRules: ({ name, text }) => JSON.parse(playground.check_rules(name, text)),
   addModule: ({ name, bytes }) => runner.add(name, new Uint8Array(bytes)),
   removeModule: ({ name }) => runner.remove(name),
   backtest: ({ name, rules, options }) => {
     const started = performance.now();
-    const result = JSON.parse(playground.backtest(name, rules, JSON.stringify(options || {}), runner));
+    const o = options || {};
+    const num = (v) => (v === undefined || v === null || v === '' ? NaN : Number(v));
+    const ext = Object.entries(o.external_labels || {}).map(([k, v]) => `${k}=${v}`).join('\n');
+    const result = JSON.parse(playground.backtest(name, rules, num(o.from), num(o.to), num(o.step), ext, runner));
     result.elapsedMs = performance.now() - started;
     return result;
   },

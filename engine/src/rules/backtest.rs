@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use std::fmt::Write as _;
 
 use crate::duration::format_rfc3339;
 use crate::exposition::{Format, Ingester};
 use crate::gofmt::format_float_g;
+use crate::json::{push_labels, push_number, push_str};
 use crate::labels::{Label, Labels};
 use crate::promql::Engine;
 use crate::storage::Head;
@@ -345,68 +346,137 @@ pub fn value_text(v: f64) -> String {
     if v.is_nan() { "-".into() } else { format_float_g(v) }
 }
 
-fn pairs_json(p: &[(String, String)]) -> Value {
-    Value::Object(p.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+fn push_pairs(out: &mut String, p: &[(String, String)]) {
+    out.push('{');
+    for (i, (k, v)) in p.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, k);
+        out.push(':');
+        push_str(out, v);
+    }
+    out.push('}');
 }
 
-fn labels_json(l: &Labels) -> Value {
-    Value::Object(
-        l.iter().map(|l| (l.name.to_string(), Value::String(l.value.to_string()))).collect(),
-    )
+/// `"name":` after a comma unless first.
+fn key(out: &mut String, first: &mut bool, name: &str) {
+    if !std::mem::take(first) {
+        out.push(',');
+    }
+    push_str(out, name);
+    out.push(':');
 }
 
-/// JSON has no NaN/Inf; Prometheus's API writes numbers as strings too.
-fn num_json(v: f64) -> Value {
-    Value::String(value_text(v))
+fn push_list<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut String, &T)) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        f(out, item);
+    }
+    out.push(']');
 }
 
 /// The result as JSON: `tocsin backtest --json` prints it and the playground
-/// renders it, so "the same timeline" can be checked byte for byte.
-pub fn to_json(r: &BacktestResult) -> Value {
-    let mut out = json!({
-        "evaluations": r.evaluations,
-        "transitions": r.transitions.iter().map(|t| json!({
-            "time": format_rfc3339(t.t),
-            "group": t.group,
-            "rule": t.rule,
-            "labels": labels_json(&t.labels),
-            "from": t.from.map(|s| s.as_str()),
-            "to": t.to.as_str(),
-            "value": num_json(t.value),
-            "annotations": pairs_json(&t.annotations),
-        })).collect::<Vec<_>>(),
-        "notifications": r.notifications.iter().map(|n| json!({
-            "time": format_rfc3339(n.t),
-            "group": n.group,
-            "rule": n.rule,
-            "alerts": n.alerts.iter().map(|a| json!({
-                "labels": labels_json(&a.labels),
-                "annotations": pairs_json(&a.annotations),
-                "startsAt": format_rfc3339(a.starts_at),
-                "endsAt": format_rfc3339(a.ends_at),
-                "status": if a.resolved { "resolved" } else { "firing" },
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "errors": r.errors.iter().map(|e| json!({
-            "time": format_rfc3339(e.t), "group": e.group, "rule": e.rule, "error": e.error,
-        })).collect::<Vec<_>>(),
+/// renders it, so "the same timeline" can be checked value for value. Times
+/// are RFC 3339, values strings (JSON has no NaN or Inf; Prometheus's API
+/// writes numbers as strings too). With captured alert values the document
+/// also has `alertValues`, in milliseconds and raw numbers (null for NaN and
+/// ±Inf), for charts.
+pub fn to_json(r: &BacktestResult) -> String {
+    let mut out = String::with_capacity(256 + 256 * (r.transitions.len() + r.notifications.len()));
+    let _ = write!(out, r#"{{"evaluations":{},"transitions":"#, r.evaluations);
+    push_list(&mut out, &r.transitions, |out, t| {
+        let mut first = true;
+        out.push('{');
+        key(out, &mut first, "time");
+        push_str(out, &format_rfc3339(t.t));
+        key(out, &mut first, "group");
+        push_str(out, &t.group);
+        key(out, &mut first, "rule");
+        push_str(out, &t.rule);
+        key(out, &mut first, "labels");
+        push_labels(out, &t.labels);
+        key(out, &mut first, "from");
+        match t.from {
+            Some(s) => push_str(out, s.as_str()),
+            None => out.push_str("null"),
+        }
+        key(out, &mut first, "to");
+        push_str(out, t.to.as_str());
+        key(out, &mut first, "value");
+        push_str(out, &value_text(t.value));
+        key(out, &mut first, "annotations");
+        push_pairs(out, &t.annotations);
+        out.push('}');
     });
-    if !r.alert_values.is_empty()
-        && let Some(o) = out.as_object_mut()
-    {
-        // Millisecond times and raw numbers (null for NaN/Inf): chart input.
-        let values = r.alert_values.iter().map(|a| {
-            json!({
-                "group": a.group,
-                "rule": a.rule,
-                "labels": labels_json(&a.labels),
-                "points": a.points.iter().map(|(t, v, s)| {
-                    json!([t, if v.is_finite() { json!(v) } else { Value::Null }, s.as_str()])
-                }).collect::<Vec<_>>(),
-            })
+    out.push_str(r#","notifications":"#);
+    push_list(&mut out, &r.notifications, |out, n| {
+        let mut first = true;
+        out.push('{');
+        key(out, &mut first, "time");
+        push_str(out, &format_rfc3339(n.t));
+        key(out, &mut first, "group");
+        push_str(out, &n.group);
+        key(out, &mut first, "rule");
+        push_str(out, &n.rule);
+        key(out, &mut first, "alerts");
+        push_list(out, &n.alerts, |out, a| {
+            let mut first = true;
+            out.push('{');
+            key(out, &mut first, "labels");
+            push_labels(out, &a.labels);
+            key(out, &mut first, "annotations");
+            push_pairs(out, &a.annotations);
+            key(out, &mut first, "startsAt");
+            push_str(out, &format_rfc3339(a.starts_at));
+            key(out, &mut first, "endsAt");
+            push_str(out, &format_rfc3339(a.ends_at));
+            key(out, &mut first, "status");
+            push_str(out, if a.resolved { "resolved" } else { "firing" });
+            out.push('}');
         });
-        o.insert("alertValues".into(), Value::Array(values.collect()));
+        out.push('}');
+    });
+    out.push_str(r#","errors":"#);
+    push_list(&mut out, &r.errors, |out, e| {
+        let mut first = true;
+        out.push('{');
+        key(out, &mut first, "time");
+        push_str(out, &format_rfc3339(e.t));
+        key(out, &mut first, "group");
+        push_str(out, &e.group);
+        key(out, &mut first, "rule");
+        push_str(out, &e.rule);
+        key(out, &mut first, "error");
+        push_str(out, &e.error);
+        out.push('}');
+    });
+    if !r.alert_values.is_empty() {
+        out.push_str(r#","alertValues":"#);
+        push_list(&mut out, &r.alert_values, |out, a| {
+            let mut first = true;
+            out.push('{');
+            key(out, &mut first, "group");
+            push_str(out, &a.group);
+            key(out, &mut first, "rule");
+            push_str(out, &a.rule);
+            key(out, &mut first, "labels");
+            push_labels(out, &a.labels);
+            key(out, &mut first, "points");
+            push_list(out, &a.points, |out, (t, v, s)| {
+                let _ = write!(out, "[{t},");
+                push_number(out, *v);
+                out.push(',');
+                push_str(out, s.as_str());
+                out.push(']');
+            });
+            out.push('}');
+        });
     }
+    out.push('}');
     out
 }
 

@@ -3,7 +3,7 @@
 //! lifecycle endpoints. Built as `router(state)` so tests drive it in-process.
 
 mod ingest;
-pub mod json;
+pub use tocsin_engine::json;
 mod modules;
 mod params;
 pub mod playground;

@@ -123,7 +123,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     );
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&result)).context("encoding JSON")?);
+        // The engine writes compact JSON (the playground's format too);
+        // people reading a terminal get it indented.
+        let doc: serde_json::Value =
+            serde_json::from_str(&to_json(&result)).context("re-reading the engine's JSON")?;
+        println!("{}", serde_json::to_string_pretty(&doc).context("encoding JSON")?);
     } else {
         print!("{}", to_table(&result));
     }

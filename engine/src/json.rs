@@ -2,14 +2,15 @@
 //! shortest float notation, timestamps as Unix seconds with at most three
 //! decimals, label sets as objects. Written by hand rather than through
 //! `serde_json::Value` because a range query's result can hold millions of
-//! points.
+//! points, and because the browser build is smaller without a JSON library.
+//! The host's HTTP API and the playground both write through here.
 
 use std::fmt::Write;
 
-use tocsin_engine::Labels;
-use tocsin_engine::gofmt::format_float_f;
-use tocsin_engine::promql::{QueryResult, Value};
-use tocsin_engine::sample::Sample;
+use crate::gofmt::format_float_f;
+use crate::labels::Labels;
+use crate::promql::{QueryResult, Value};
+use crate::sample::Sample;
 
 pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
@@ -67,6 +68,16 @@ pub fn push_value(out: &mut String, v: f64) {
         out.push_str(&format_float_f(v));
     }
     out.push('"');
+}
+
+/// A plain JSON number, `null` for NaN and ±Inf (which JSON cannot carry):
+/// for charts, where a gap is the honest rendering.
+pub fn push_number(out: &mut String, v: f64) {
+    if v.is_finite() {
+        let _ = write!(out, "{v}");
+    } else {
+        out.push_str("null");
+    }
 }
 
 pub fn push_point(out: &mut String, t: i64, v: f64) {
