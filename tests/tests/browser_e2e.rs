@@ -23,6 +23,24 @@ fn serve(dir: &TempDir, tag: &str) -> (Proc, String) {
     (p, format!("http://127.0.0.1:{port}"))
 }
 
+#[test]
+fn the_playground_page_runs_a_rule_and_shows_errors_where_they_are() {
+    let dir = TempDir::new("browser-page");
+    let (mut tocsin, base) = serve(&dir, "browser-page");
+    // Screenshots are the test's artifacts, kept after the run.
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    let out =
+        browser_script("playground.mjs", &[&format!("{base}/"), &artifacts.display().to_string()]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim_end().ends_with("ok"),
+        "playground.mjs failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(artifacts.join("playground.png").is_file(), "no screenshot was saved");
+    assert!(tocsin.terminate(Duration::from_secs(10)), "tocsin did not stop:\n{}", tocsin.log());
+}
+
 fn cli_backtest(rules: &Path, data: &Path) -> Value {
     let out = Command::new(tocsin_bin())
         .args(["backtest", "--output", "json", "--rules"])

@@ -8,6 +8,9 @@ import { GuestRunner } from './guest.js';
 // The bundle's path is given explicitly: the glue is generated without a
 // default one (see host/build.rs).
 const ready = init({ module_or_path: new URL('./tocsin_web_bg.wasm', import.meta.url) });
+// Each request awaits `ready` and reports its failure; this keeps the same
+// rejection from also surfacing as an unhandled one.
+ready.catch(() => {});
 let playground = null;
 const runner = new GuestRunner();
 let lastBeat = 0;
