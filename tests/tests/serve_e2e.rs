@@ -391,8 +391,11 @@ async fn the_embedded_default_scrapes_itself_and_evaluates_rules() {
         (!r.is_empty()).then_some(())
     })
     .await;
+    // `/` is the playground; the status page lists the rule groups.
     let page = client.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("tocsin-self"), "start page lists the example rule group:\n{page}");
+    assert!(page.contains("tocsin playground"), "the playground is served at /:\n{page}");
+    let page = client.get(format!("{base}/status")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("tocsin-self"), "the status page lists the example rule group:\n{page}");
     let rules = get_json(&client, &format!("{base}/api/v1/rules")).await.unwrap();
     assert_eq!(rules["data"]["groups"][0]["rules"][0]["health"], "ok", "{rules}");
     assert!(
