@@ -6,7 +6,7 @@ use tocsin_abi::{export, import};
 
 const I32: u8 = 0x7f;
 const I64: u8 = 0x7e;
-const EXAMPLES: [&str; 3] = ["hysteresis", "f1_score", "zscore_drift"];
+const EXAMPLES: [&str; 4] = ["hysteresis", "f1_score", "zscore_drift", "ewma_anomaly"];
 const MAX_SIZE: usize = 100 * 1024;
 
 type Signature = (Vec<u8>, Vec<u8>);
