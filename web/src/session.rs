@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use tocsin_engine::labels::Labels;
 use tocsin_engine::promql::{Engine, Value as QValue};
 use tocsin_engine::rules::backtest::{
-    BacktestOptions, BacktestResult, backtest, evaluation_count, load_data, to_json,
+    BacktestOptions, BacktestResult, backtest, evaluation_count, head_options, load_data, to_json,
 };
 use tocsin_engine::rules::group::DEFAULT_RESEND_DELAY_MS;
 use tocsin_engine::rules::wasm::ModuleRuntime;
@@ -98,6 +98,9 @@ struct LastRun {
 #[derive(Default)]
 pub struct Session {
     data: Vec<(Labels, Vec<Sample>)>,
+    /// `data` in a head, which each run copies rather than encoding every
+    /// sample again.
+    base: Head,
     summary: DataSummary,
     last: Option<LastRun>,
 }
@@ -113,7 +116,7 @@ impl Session {
                 Ok(())
             });
         data.sort_by(|a, b| a.0.cmp(&b.0));
-        self.set_data(data);
+        self.set_data(data, head);
         Ok(self.summary.clone())
     }
 
@@ -151,11 +154,16 @@ impl Session {
             }
         }
         data.sort_by(|a, b| a.0.cmp(&b.0));
-        self.set_data(data);
+        let head = Head::default();
+        for (labels, samples) in &data {
+            head.append_many(&head.get_or_create(labels), samples);
+        }
+        self.set_data(data, head);
         Ok(self.summary.clone())
     }
 
-    fn set_data(&mut self, data: Vec<(Labels, Vec<Sample>)>) {
+    /// `base` holds exactly `data`.
+    fn set_data(&mut self, data: Vec<(Labels, Vec<Sample>)>, base: Head) {
         let mut s = DataSummary { series: data.len(), ..Default::default() };
         let mut gaps: std::collections::HashMap<i64, usize> = Default::default();
         for (_, samples) in &data {
@@ -172,6 +180,7 @@ impl Session {
             gaps.into_iter().filter(|(g, _)| *g > 0).max_by_key(|(g, n)| (*n, -*g)).map(|(g, _)| g);
         self.summary = s;
         self.data = data;
+        self.base = base;
         self.last = None;
     }
 
@@ -224,10 +233,7 @@ impl Session {
                 "{total} group evaluations requested; narrow the range or use a larger step (limit {MAX_EVALUATIONS})"
             ));
         }
-        let head = Head::default();
-        for (labels, samples) in &self.data {
-            head.append_many(&head.get_or_create(labels), samples);
-        }
+        let head = self.base.copy(head_options());
         let result = backtest(&mut groups, &head, &Engine::default(), &opts, wasm, progress);
         let mut out = to_json(&result);
         let rules_meta: Vec<Value> = groups
