@@ -107,15 +107,29 @@ impl Labels {
 
     /// The metric name, if any.
     pub fn metric_name(&self) -> Option<&str> {
-        self.get(METRIC_NAME)
+        self.metric_name_label().map(|l| &*l.value)
+    }
+
+    /// The `__name__` label, if any.
+    pub fn metric_name_label(&self) -> Option<&Label> {
+        self.metric_name_index().map(|i| &self.0[i])
+    }
+
+    fn metric_name_index(&self) -> Option<usize> {
+        // Only names starting with a digit or a capital sort before it, so
+        // it is nearly always first: one comparison instead of a search.
+        match self.0.first() {
+            Some(l) if &*l.name == METRIC_NAME => Some(0),
+            _ => self.0.binary_search_by(|l| (*l.name).cmp(METRIC_NAME)).ok(),
+        }
     }
 
     /// The same set without `__name__`; shares storage when there is none.
     pub fn without_metric_name(&self) -> Labels {
-        if !self.has(METRIC_NAME) {
-            return self.clone();
+        match self.metric_name_index() {
+            Some(i) => Labels(self.0[..i].iter().chain(&self.0[i + 1..]).cloned().collect()),
+            None => self.clone(),
         }
-        Labels(self.0.iter().filter(|l| &*l.name != METRIC_NAME).cloned().collect())
     }
 
     /// The 64-bit hash Prometheus computes for this set (xxhash64 over its

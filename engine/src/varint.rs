@@ -1,5 +1,5 @@
 //! LEB128 varints and zigzag signed integers: the one copy the chunk
-//! encoding, the in-memory series layout and the host's write-ahead log share.
+//! encoding and the host's write-ahead log share.
 
 /// Appends `x` as a LEB128 varint.
 pub fn put_uvarint(out: &mut Vec<u8>, mut x: u64) {
@@ -8,19 +8,6 @@ pub fn put_uvarint(out: &mut Vec<u8>, mut x: u64) {
         x >>= 7;
     }
     out.push(x as u8);
-}
-
-/// Writes `x` as a LEB128 varint into `out` (room for 10 bytes needed) and
-/// returns the number of bytes written.
-pub fn put_uvarint_into(out: &mut [u8], mut x: u64) -> usize {
-    let mut n = 0;
-    while x >= 0x80 {
-        out[n] = x as u8 | 0x80;
-        x >>= 7;
-        n += 1;
-    }
-    out[n] = x as u8;
-    n + 1
 }
 
 /// Reads a LEB128 varint at `*pos`, advancing it. `None` for a truncated or
@@ -59,9 +46,6 @@ mod tests {
         for x in [0, 1, 127, 128, 300, u64::MAX / 3, u64::MAX] {
             let mut v = Vec::new();
             put_uvarint(&mut v, x);
-            let mut a = [0u8; 10];
-            let n = put_uvarint_into(&mut a, x);
-            assert_eq!(&a[..n], &v[..]);
             let mut pos = 0;
             assert_eq!(get_uvarint(&v, &mut pos), Some(x));
             assert_eq!(pos, v.len());

@@ -6,7 +6,7 @@ use tocsin_engine::json::{push_labels, push_number, push_str};
 use tocsin_engine::labels::Labels;
 use tocsin_engine::promql::{Engine, Value as QValue};
 use tocsin_engine::rules::backtest::{
-    BacktestOptions, BacktestResult, backtest, evaluation_count, load_data, to_json,
+    BacktestOptions, BacktestResult, backtest, evaluation_count, head_options, load_data, to_json,
 };
 use tocsin_engine::rules::group::DEFAULT_RESEND_DELAY_MS;
 use tocsin_engine::rules::wasm::ModuleRuntime;
@@ -97,6 +97,9 @@ struct LastRun {
 #[derive(Default)]
 pub struct Session {
     data: Vec<(Labels, Vec<Sample>)>,
+    /// `data` in a head, which each run copies rather than encoding every
+    /// sample again.
+    base: Head,
     summary: DataSummary,
     last: Option<LastRun>,
 }
@@ -104,15 +107,15 @@ pub struct Session {
 impl Session {
     /// Replaces the data with `bytes` (see `rules::backtest::load_data`).
     pub fn load_data(&mut self, name: &str, bytes: &[u8]) -> Result<DataSummary, String> {
-        let data = read(name, bytes)?;
-        self.set_data(data);
+        let (data, head) = read(name, bytes)?;
+        self.set_data(data, head);
         Ok(self.summary.clone())
     }
 
     /// Adds series to the data: samples of a series already present are
     /// merged in time order (the later source wins at equal times).
     pub fn add_data(&mut self, name: &str, bytes: &[u8]) -> Result<DataSummary, String> {
-        let added = read(name, bytes)?;
+        let (added, _) = read(name, bytes)?;
         let mut data = std::mem::take(&mut self.data);
         for (labels, samples) in added {
             match data.binary_search_by(|(l, _)| l.cmp(&labels)) {
@@ -127,11 +130,16 @@ impl Session {
                 Err(i) => data.insert(i, (labels, samples)),
             }
         }
-        self.set_data(data);
+        let head = Head::default();
+        for (labels, samples) in &data {
+            head.append_many(&head.get_or_create(labels), samples);
+        }
+        self.set_data(data, head);
         Ok(self.summary.clone())
     }
 
-    fn set_data(&mut self, data: Vec<(Labels, Vec<Sample>)>) {
+    /// `base` holds exactly `data`.
+    fn set_data(&mut self, data: Vec<(Labels, Vec<Sample>)>, base: Head) {
         let mut s = DataSummary { series: data.len(), ..Default::default() };
         let mut gaps: std::collections::HashMap<i64, usize> = Default::default();
         for (_, samples) in &data {
@@ -148,6 +156,7 @@ impl Session {
             gaps.into_iter().filter(|(g, _)| *g > 0).max_by_key(|(g, n)| (*n, -*g)).map(|(g, _)| g);
         self.summary = s;
         self.data = data;
+        self.base = base;
         self.last = None;
     }
 
@@ -200,10 +209,7 @@ impl Session {
                 "{total} group evaluations requested; narrow the range or use a larger step (limit {MAX_EVALUATIONS})"
             ));
         }
-        let head = Head::default();
-        for (labels, samples) in &self.data {
-            head.append_many(&head.get_or_create(labels), samples);
-        }
+        let head = self.base.copy(head_options());
         let result = backtest(&mut groups, &head, &Engine::default(), &opts, wasm, progress);
         let eval_step_ms = run.step_ms.unwrap_or_else(|| {
             let mut iv: Vec<i64> = groups.iter().map(|g| g.interval_ms).collect();
@@ -293,8 +299,12 @@ impl Session {
     }
 }
 
-/// The series of a data file, sorted by labels.
-fn read(name: &str, bytes: &[u8]) -> Result<Vec<(Labels, Vec<Sample>)>, String> {
+/// Series and their samples, sorted by labels.
+type SeriesData = Vec<(Labels, Vec<Sample>)>;
+
+/// The series of a data file, sorted by labels, and the head they were
+/// loaded into.
+fn read(name: &str, bytes: &[u8]) -> Result<(SeriesData, Head), String> {
     let head = Head::default();
     load_data(&head, name, bytes)?;
     let mut data = Vec::new();
@@ -304,7 +314,7 @@ fn read(name: &str, bytes: &[u8]) -> Result<Vec<(Labels, Vec<Sample>)>, String> 
     })
     .map_err(|e| format!("{name}: {e}"))?;
     data.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(data)
+    Ok((data, head))
 }
 
 /// Parse problems as `[{line, col, message, text}]` (line and col 0 when

@@ -92,8 +92,7 @@ fn vector_scalar(
     let drops_name = changes_metric_schema(op) || return_bool;
     let mut out = Vec::with_capacity(series.len());
     for mut s in series {
-        let mut points = Vec::with_capacity(s.points.len());
-        for p in &s.points {
+        s.points.retain_mut(|p| {
             let sv = scalar[ev.step_of(p.t)];
             let (l, r) = if swap { (sv, p.v) } else { (p.v, sv) };
             let (mut v, mut keep) = vector_elem_binop(op, l, r);
@@ -105,14 +104,12 @@ fn vector_scalar(
                 v = btos(keep);
                 keep = true;
             }
-            if keep {
-                points.push(crate::sample::Sample { t: p.t, v });
-            }
-        }
-        if points.is_empty() {
+            p.v = v;
+            keep
+        });
+        if s.points.is_empty() {
             continue;
         }
-        s.points = points;
         if drops_name {
             s.drop_name = true;
         }

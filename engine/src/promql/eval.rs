@@ -9,7 +9,7 @@ use promql_parser::parser::{
 
 use promql_parser::parser::value::ValueType;
 
-use crate::labels::{Labels, METRIC_NAME};
+use crate::labels::{Labels, METRIC_NAME, Str};
 use crate::matcher::{MatchOp, Matcher};
 use crate::sample::{Sample, is_stale_nan};
 use crate::storage::{Queryable, SelectedSeries};
@@ -194,19 +194,7 @@ impl<'a> Evaluator<'a> {
     /// Evaluates the whole query and applies the final name removal.
     pub fn eval_top(&mut self, expr: &Expr) -> EvalResult<Val> {
         match self.eval(expr)? {
-            Val::Vector(series) => {
-                let series = series
-                    .into_iter()
-                    .map(|mut s| {
-                        if s.drop_name {
-                            s.labels = s.labels.without_metric_name();
-                            s.drop_name = false;
-                        }
-                        s
-                    })
-                    .collect();
-                Ok(Val::Vector(merge_same_labels(series)?))
-            }
+            Val::Vector(series) => Ok(Val::Vector(drop_flagged_names(series)?)),
             other => Ok(other),
         }
     }
@@ -276,21 +264,11 @@ impl<'a> Evaluator<'a> {
     /// Without delayed name removal, operations that drop the metric name do
     /// so at once, which may make series collide; collisions merge when they
     /// never share a step and are an error otherwise, as in Prometheus.
-    pub fn drop_names_now(&self, mut series: Vec<SSeries>) -> EvalResult<Vec<SSeries>> {
+    pub fn drop_names_now(&self, series: Vec<SSeries>) -> EvalResult<Vec<SSeries>> {
         if self.opts.delayed_name_removal {
             return Ok(series);
         }
-        let mut any = false;
-        for s in &mut series {
-            if s.drop_name {
-                if s.labels.has(METRIC_NAME) {
-                    s.labels = s.labels.without_metric_name();
-                    any = true;
-                }
-                s.drop_name = false;
-            }
-        }
-        if any { merge_same_labels(series) } else { Ok(series) }
+        drop_flagged_names(series)
     }
 
     // ----- selectors -------------------------------------------------------
@@ -372,7 +350,7 @@ impl<'a> Evaluator<'a> {
         let mut buf = Vec::new();
         for s in selected {
             buf.clear();
-            self.storage.samples(s.id, mint, rmax, &mut buf)?;
+            self.storage.samples_of(&s, mint, rmax, &mut buf)?;
             if buf.is_empty() {
                 continue;
             }
@@ -548,8 +526,12 @@ impl RangeInput {
         match &self.source {
             RangeSource::Stored { series, mint, maxt } => {
                 let s = &series[i];
-                storage.samples(s.id, *mint, *maxt, buf)?;
-                buf.retain(|p| !is_stale_nan(p.v));
+                storage.samples_of(s, *mint, *maxt, buf)?;
+                // Checked first: markers are rare, and finding none is cheaper
+                // than a `retain` that keeps everything.
+                if buf.iter().any(|p| is_stale_nan(p.v)) {
+                    buf.retain(|p| !is_stale_nan(p.v));
+                }
                 Ok((s.labels.clone(), false))
             }
             RangeSource::Computed(series) => {
@@ -565,6 +547,35 @@ impl RangeInput {
     pub fn window_end(&self, ts: i64) -> i64 {
         self.at.unwrap_or(ts) - self.offset
     }
+}
+
+/// Drops the metric name of the series flagged for it, merging series left
+/// with equal labels.
+fn drop_flagged_names(mut series: Vec<SSeries>) -> EvalResult<Vec<SSeries>> {
+    if !series.iter().any(|s| s.drop_name) {
+        return Ok(series);
+    }
+    // Sets that were distinct stay distinct when the names dropped are all
+    // the same one (the usual `rate(x[5m])`), unless some set had no name
+    // to begin with; only then is the costly merge needed.
+    let mut dropped: Option<Str> = None;
+    let mut may_collide = false;
+    for s in &mut series {
+        let name = s.labels.metric_name_label().map(|l| &l.value);
+        match (s.drop_name, name) {
+            (true, Some(name)) => {
+                match &dropped {
+                    None => dropped = Some(name.clone()),
+                    Some(d) => may_collide |= d != name,
+                }
+                s.labels = s.labels.without_metric_name();
+            }
+            (_, None) => may_collide = true,
+            (false, Some(_)) => {}
+        }
+        s.drop_name = false;
+    }
+    if dropped.is_some() && may_collide { merge_same_labels(series) } else { Ok(series) }
 }
 
 /// Merges series with equal labels whose points never share a timestamp;

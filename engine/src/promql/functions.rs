@@ -571,6 +571,11 @@ fn eval_range_call(
                 lo += 1;
             }
             hi = hi.max(lo);
+            // Mostly the window reaches the newest sample: always so in an
+            // instant query, whose single window would otherwise be walked.
+            if buf.last().is_some_and(|s| s.t <= end) {
+                hi = buf.len();
+            }
             while hi < buf.len() && buf[hi].t <= end {
                 hi += 1;
             }
@@ -593,11 +598,15 @@ fn eval_range_call(
                 args,
             };
             if let Some(v) = range_fn(ev, name, &buf[lo..hi], &ctx)? {
+                // Sized once for the steps left: one point for an instant query.
+                if points.capacity() == 0 {
+                    points.reserve_exact(n - step);
+                }
                 points.push(Sample { t: ts, v });
             }
         }
         if (name == "rate" || name == "increase") && !points.is_empty() {
-            let metric = labels.get_or_empty(METRIC_NAME);
+            let metric = labels.metric_name().unwrap_or_default();
             if !metric.is_empty()
                 && !["_total", "_sum", "_count", "_bucket"].iter().any(|s| metric.ends_with(s))
             {
@@ -722,7 +731,9 @@ fn extrapolated_rate(w: &[Sample], ctx: &RangeCtx, is_counter: bool, is_rate: bo
     }
     let (first, last) = (w[0], w[w.len() - 1]);
     let mut result = last.v - first.v;
-    if is_counter {
+    // Resets are rare: looking for one first spares the sum's chain of
+    // dependent additions, which keeps the order that makes it bit-exact.
+    if is_counter && w.windows(2).any(|p| p[1].v < p[0].v) {
         for p in w.windows(2) {
             if p[1].v < p[0].v {
                 result += p[0].v;

@@ -173,3 +173,38 @@ fn parse_errors_use_prometheus_words() {
     );
     assert_eq!(err("1 > 2"), "parse error: comparisons between scalars must use BOOL modifier");
 }
+
+#[test]
+fn dropping_names_merges_or_refuses_only_what_collides() {
+    let e = Engine::new(EngineOptions::default());
+    let a = counter(60.0);
+    // `b_total` starts where `a_total` ends, `c_total` overlaps it.
+    let b: Vec<(i64, f64)> = (20..=30).map(|i| (i * M, i as f64)).collect();
+    let h = head(&[
+        (&[("__name__", "a_total"), ("job", "x")], &a),
+        (&[("__name__", "a_total"), ("job", "y")], &a),
+        (&[("__name__", "b_total"), ("job", "x")], &b),
+        (&[("__name__", "c_total"), ("job", "y")], &a),
+        (&[("job", "z")], &a),
+        (&[("__name__", "d"), ("job", "z")], &a),
+    ]);
+    // One name dropped from every series: nothing can collide.
+    assert_eq!(
+        sorted(instant(&h, "rate(a_total[5m])", 10 * M)),
+        vec![(r#"{job="x"}"#.into(), 1.0), (r#"{job="y"}"#.into(), 1.0)]
+    );
+    let err = |q: &str| e.instant(&h, q, 10 * M).err().map(|e| e.to_string()).unwrap_or_default();
+    // Two names, equal labels left: an error when both have a point...
+    assert!(err(r#"rate({__name__=~"a_total|c_total", job="y"}[5m])"#).contains("same labelset"));
+    // ... and when a series had no name to drop.
+    assert!(err(r#"-{job="z"}"#).contains("same labelset"));
+    // In a range query, series that never share a step merge into one.
+    let r = e.range(&h, r#"rate({__name__=~"a_total|b_total", job="x"}[5m])"#, 5 * M, 25 * M, M);
+    match r.unwrap().value {
+        Value::Matrix(m) => {
+            assert_eq!(m.len(), 1, "{m:?}");
+            assert_eq!(m[0].labels.to_string(), r#"{job="x"}"#);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}

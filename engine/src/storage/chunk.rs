@@ -57,7 +57,7 @@ pub enum ChunkError {
 
 /// Builds one chunk sample by sample. The buffer is a valid chunk after every
 /// append, so a reader can decode the open chunk without copying it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ChunkAppender {
     buf: Vec<u8>,
     /// Unused low bits of the last byte of `buf`.

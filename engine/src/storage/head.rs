@@ -7,7 +7,8 @@
 //!   postings of `storage::postings`); it is written only to create or remove
 //!   series and read by lookups and queries.
 //!
-//! Locks are always taken index first, then series, never the other way.
+//! Locks are always taken index first, then series, never the other way; the
+//! decoded-chunk cache's lock comes last and is held for one read.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -23,7 +24,7 @@ use crate::sample::Sample;
 
 use super::chunk;
 use super::postings::Postings;
-use super::series::SeriesChunks;
+use super::series::{DecodedChunks, SeriesChunks};
 use super::{Queryable, SelectedSeries, SeriesId, StorageError};
 
 /// Receives every change a [`Head`] accepts, so the host can make them
@@ -48,11 +49,17 @@ pub trait AppendLog: Send + Sync {
 pub struct HeadOptions {
     /// Samples per compressed chunk before a new one is cut (1 to 65535).
     pub chunk_samples: usize,
+    /// Series whose recently read chunks are kept decoded, 0 for none: the
+    /// first this many created, each costing up to `chunk_samples` × 32
+    /// bytes. For heads read in windows that slide a step at a time, as
+    /// backtests do: a read then decodes nothing it decoded before. A
+    /// service's queries seldom repeat that way, so by default none are.
+    pub decoded_series: usize,
 }
 
 impl Default for HeadOptions {
     fn default() -> Self {
-        HeadOptions { chunk_samples: 120 }
+        HeadOptions { chunk_samples: 120, decoded_series: 0 }
     }
 }
 
@@ -110,11 +117,13 @@ pub struct HeadMemory {
     pub index: usize,
     /// Interned label names and values.
     pub strings: usize,
+    /// Chunks kept decoded ([`HeadOptions::decoded_series`]).
+    pub decoded: usize,
 }
 
 impl HeadMemory {
     pub fn total(&self) -> usize {
-        self.chunks + self.series + self.index + self.strings
+        self.chunks + self.series + self.index + self.strings + self.decoded
     }
 }
 
@@ -146,6 +155,12 @@ impl MemSeries {
 /// loop) that append to the same series over and over without looking it up.
 #[derive(Clone)]
 pub struct SeriesHandle(Arc<MemSeries>);
+
+impl std::fmt::Debug for SeriesHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SeriesHandle({} {})", self.0.id, self.0.labels)
+    }
+}
 
 impl SeriesHandle {
     pub fn labels(&self) -> &Labels {
@@ -204,6 +219,24 @@ impl Index {
     }
 }
 
+/// The chunks kept decoded, for the series with the lowest ids: ids count
+/// up from 0, so a vector indexes them without hashing, and the series a
+/// backtest loads come first.
+struct DecodedCache {
+    by_id: Vec<DecodedChunks>,
+    max_series: usize,
+}
+
+impl DecodedCache {
+    fn slot(&mut self, id: SeriesId) -> Option<&mut DecodedChunks> {
+        let i = usize::try_from(id).ok().filter(|&i| i < self.max_series)?;
+        if i >= self.by_id.len() {
+            self.by_id.resize_with(i + 1, DecodedChunks::default);
+        }
+        self.by_id.get_mut(i)
+    }
+}
+
 /// A counter bumped by every append, on its own cache line so appenders on
 /// other cores do not keep invalidating the fields read next to it.
 #[repr(align(64))]
@@ -229,6 +262,8 @@ pub struct Head {
     /// Set once, after durability has replayed its log into the head; a
     /// single atomic load on the append path when unset.
     append_log: OnceLock<Arc<dyn AppendLog>>,
+    /// With [`HeadOptions::decoded_series`].
+    decoded: Option<Mutex<DecodedCache>>,
 }
 
 impl Default for Head {
@@ -249,6 +284,9 @@ impl Head {
             duplicates: AtomicU64::new(0),
             out_of_bounds: AtomicU64::new(0),
             append_log: OnceLock::new(),
+            decoded: (opts.decoded_series > 0).then(|| {
+                Mutex::new(DecodedCache { by_id: Vec::new(), max_series: opts.decoded_series })
+            }),
         }
     }
 
@@ -441,6 +479,11 @@ impl Head {
                 emptied.push(s);
             }
         }
+        if let Some(c) = &self.decoded {
+            // Chunks held may be ones just dropped, and slots of series
+            // removed below would linger: start afresh.
+            c.lock().unwrap_or_else(PoisonError::into_inner).by_id = Vec::new();
+        }
         if emptied.is_empty() {
             return;
         }
@@ -510,6 +553,31 @@ impl Head {
         }
     }
 
+    /// An independent head holding the same series and samples, with
+    /// `opts`. For runs that each write into a head of their own over the
+    /// same data (backtests): copying the compressed chunks is far cheaper
+    /// than appending every sample again. The retention bound is kept; the
+    /// counters start from zero. Series get new ids in the order of their
+    /// labels, which is the order selections return them in: sorting a
+    /// selection then finds it sorted already.
+    pub fn copy(&self, opts: HeadOptions) -> Head {
+        let copy = Head::new(opts);
+        copy.min_valid_time.store(self.min_valid_time.load(Ordering::Relaxed), Ordering::Relaxed);
+        let mut all: Vec<Arc<MemSeries>> = self.read_index().by_id.iter().cloned().collect();
+        all.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels));
+        for s in all {
+            let chunks = {
+                let st = s.lock();
+                if st.removed {
+                    continue;
+                }
+                st.chunks.clone()
+            };
+            copy.get_or_create(&s.labels).0.lock().chunks = chunks;
+        }
+        copy
+    }
+
     /// Calls `f` with every series and its samples at or after `mint` (and
     /// the retention bound), in id order; series without such samples are
     /// included, with none. For checkpoints: each series is decoded under its
@@ -533,7 +601,7 @@ impl Head {
                     continue;
                 }
                 st.chunks
-                    .read(mint, i64::MAX, &mut buf)
+                    .read(mint, i64::MAX, &mut buf, None)
                     .map_err(|e| StorageError::Source(format!("series {}: {e}", s.id)))?;
             }
             f(s.id, &s.labels, &buf)?;
@@ -557,12 +625,41 @@ impl Head {
                 2 * size_of::<usize>() + size_of::<MemSeries>() + s.labels.heap_size_shallow();
             mem.chunks += s.lock().chunks.heap_size();
         }
+        drop(idx);
+        if let Some(c) = &self.decoded {
+            let c = c.lock().unwrap_or_else(PoisonError::into_inner);
+            mem.decoded = c.by_id.capacity() * size_of::<DecodedChunks>()
+                + c.by_id.iter().map(DecodedChunks::heap_size).sum::<usize>();
+        }
         mem
     }
 
     /// Queries never see samples older than the retention bound.
     fn readable_from(&self, mint: i64) -> i64 {
         mint.max(self.min_valid_time.load(Ordering::Relaxed))
+    }
+
+    fn read_series(
+        &self,
+        s: &MemSeries,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), StorageError> {
+        let mint = self.readable_from(mint);
+        let st = s.lock();
+        // As if looked up by id: retention may have removed it since.
+        if st.removed {
+            return Err(StorageError::SeriesNotFound(s.id));
+        }
+        if mint > maxt {
+            return Ok(());
+        }
+        let mut cache =
+            self.decoded.as_ref().map(|c| c.lock().unwrap_or_else(PoisonError::into_inner));
+        st.chunks
+            .read(mint, maxt, out, cache.as_mut().and_then(|c| c.slot(s.id)))
+            .map_err(|e| StorageError::Source(format!("series {}: {e}", s.id)))
     }
 }
 
@@ -602,7 +699,11 @@ impl Queryable for Head {
         let mut out: Vec<SelectedSeries> = self
             .read_index()
             .matching(matchers, mint, maxt)
-            .map(|s| SelectedSeries { id: s.id, labels: s.labels.clone() })
+            .map(|s| SelectedSeries {
+                id: s.id,
+                labels: s.labels.clone(),
+                series: Some(SeriesHandle(s.clone())),
+            })
             .collect();
         out.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels));
         Ok(out)
@@ -615,16 +716,22 @@ impl Queryable for Head {
         maxt: i64,
         out: &mut Vec<Sample>,
     ) -> Result<(), StorageError> {
-        let mint = self.readable_from(mint);
         // Decode without the index lock held.
         let s = self.read_index().by_id(id).cloned().ok_or(StorageError::SeriesNotFound(id))?;
-        if mint > maxt {
-            return Ok(());
+        self.read_series(&s, mint, maxt, out)
+    }
+
+    fn samples_of(
+        &self,
+        s: &SelectedSeries,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), StorageError> {
+        match &s.series {
+            Some(h) => self.read_series(&h.0, mint, maxt, out),
+            None => self.samples(s.id, mint, maxt, out),
         }
-        let st = s.lock();
-        st.chunks
-            .read(mint, maxt, out)
-            .map_err(|e| StorageError::Source(format!("series {id}: {e}")))
     }
 
     fn label_names(
@@ -744,6 +851,33 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_holds_the_same_samples_and_goes_its_own_way() {
+        let h = Head::new(HeadOptions { chunk_samples: 4, ..HeadOptions::default() });
+        let a = l(&[("__name__", "up"), ("job", "a")]);
+        let b = l(&[("__name__", "up"), ("job", "b")]);
+        for t in 0..30 {
+            h.append_labels(&a, t * 10, t as f64).unwrap();
+            h.append_labels(&b, t * 10 + 5, -(t as f64)).unwrap();
+        }
+        h.truncate_before(45);
+        let c = h.copy(HeadOptions { decoded_series: 8, ..HeadOptions::default() });
+        let m = [Matcher::equal("__name__", "up")];
+        let (hs, cs) = (h.select(&m, 0, 1000).unwrap(), c.select(&m, 0, 1000).unwrap());
+        assert_eq!(cs.len(), 2);
+        for (x, y) in hs.iter().zip(&cs) {
+            assert_eq!(x.labels, y.labels);
+            assert_eq!(read(&h, x.id, i64::MIN, i64::MAX), read(&c, y.id, i64::MIN, i64::MAX));
+        }
+        assert_eq!(
+            c.append_labels(&a, 40, 1.0),
+            Err(AppendError::OutOfBounds { t: 40, min_valid: 45 })
+        );
+        c.append_labels(&a, 1000, 1.0).unwrap();
+        assert_eq!(read(&h, hs[0].id, 1000, 1000), vec![]);
+        assert_eq!(read(&c, cs[0].id, 1000, 1000), vec![Sample::new(1000, 1.0)]);
+    }
+
+    #[test]
     fn rejects_out_of_order_and_duplicates_and_counts_them() {
         let h = Head::default();
         let s = h.get_or_create(&l(&[("a", "b")]));
@@ -808,7 +942,7 @@ mod tests {
 
     #[test]
     fn truncation_frees_chunks_strings_and_postings() {
-        let h = Head::new(HeadOptions { chunk_samples: 4 });
+        let h = Head::new(HeadOptions { chunk_samples: 4, ..HeadOptions::default() });
         let keep = h.get_or_create(&l(&[("__name__", "m"), ("i", "keep")]));
         let gone = h.get_or_create(&l(&[("__name__", "m"), ("i", "gone-unique")]));
         for t in 0..20 {
@@ -843,7 +977,7 @@ mod tests {
 
     #[test]
     fn chunks_are_cut_and_read_back_across_boundaries() {
-        let h = Head::new(HeadOptions { chunk_samples: 7 });
+        let h = Head::new(HeadOptions { chunk_samples: 7, ..HeadOptions::default() });
         let s = h.get_or_create(&l(&[("a", "b")]));
         for t in 0..100 {
             h.append(&s, t * 15_000, (t * t) as f64).unwrap();
@@ -1012,7 +1146,7 @@ mod tests {
 
     #[test]
     fn for_each_series_walks_every_series_from_mint() {
-        let h = Head::new(HeadOptions { chunk_samples: 4 });
+        let h = Head::new(HeadOptions { chunk_samples: 4, ..HeadOptions::default() });
         let a = h.get_or_create(&l(&[("a", "1")]));
         for t in 0..10 {
             h.append(&a, t * 10, t as f64).unwrap();
@@ -1043,7 +1177,7 @@ mod tests {
 
     #[test]
     fn concurrent_appends_and_queries() {
-        let h = Head::new(HeadOptions { chunk_samples: 16 });
+        let h = Head::new(HeadOptions { chunk_samples: 16, ..HeadOptions::default() });
         std::thread::scope(|scope| {
             for w in 0..3 {
                 let h = &h;

@@ -34,6 +34,9 @@ pub type SeriesId = u64;
 pub struct SelectedSeries {
     pub id: SeriesId,
     pub labels: Labels,
+    /// The head's own reference, which spares [`Queryable::samples_of`]
+    /// finding the series again by id.
+    pub(crate) series: Option<SeriesHandle>,
 }
 
 /// Errors a data source can report to a query.
@@ -69,6 +72,18 @@ pub trait Queryable {
         maxt: i64,
         out: &mut Vec<Sample>,
     ) -> Result<(), StorageError>;
+
+    /// [`Queryable::samples`] of a series this source selected, which it
+    /// may find faster than by id.
+    fn samples_of(
+        &self,
+        s: &SelectedSeries,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), StorageError> {
+        self.samples(s.id, mint, maxt, out)
+    }
 
     /// Sorted, distinct label names of the series matching `matchers`
     /// (all series when empty) with samples in `[mint, maxt]`.

@@ -141,8 +141,8 @@ impl Model {
     }
 }
 
-fn run(chunk_samples: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let head = Head::new(HeadOptions { chunk_samples });
+fn run(chunk_samples: usize, decoded_series: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let head = Head::new(HeadOptions { chunk_samples, decoded_series });
     let labels: Vec<Labels> = SERIES.iter().map(|s| Labels::from_pairs(s)).collect();
     let mut model = Model { min_valid: i64::MIN, ..Model::default() };
     let mut handles: Vec<Option<SeriesHandle>> = vec![None; SERIES.len()];
@@ -259,7 +259,13 @@ fn check_queries(
         let mut out = Vec::new();
         head.samples(s.id, mint, maxt, &mut out).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let out: Vec<(i64, u64)> = out.iter().map(|s| (s.t, s.v.to_bits())).collect();
-        prop_assert_eq!(out, model.in_range(i, mint, maxt), "samples of {}", s.labels);
+        prop_assert_eq!(&out, &model.in_range(i, mint, maxt), "samples of {}", s.labels);
+        // Again, now that a decoded chunk may be cached.
+        let mut again = Vec::new();
+        head.samples(s.id, mint, maxt, &mut again)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let again: Vec<(i64, u64)> = again.iter().map(|s| (s.t, s.v.to_bits())).collect();
+        prop_assert_eq!(again, out, "samples of {} read again", s.labels);
     }
     prop_assert!(holding.is_subset(&got), "{:?} misses series holding samples {:?}", got, holding);
     prop_assert!(got.is_subset(&may_hold), "{:?} has series outside {:?}", got, may_hold);
@@ -289,7 +295,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn head_behaves_like_the_model(chunk_samples in 1usize..6, ops in prop::collection::vec(op(), 1..120)) {
-        run(chunk_samples, ops)?;
+    fn head_behaves_like_the_model(
+        chunk_samples in 1usize..6,
+        // None, too few for the six series, or enough.
+        decoded_series in prop_oneof![Just(0usize), Just(2), Just(6)],
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
+        run(chunk_samples, decoded_series, ops)?;
     }
 }

@@ -12,7 +12,7 @@ use tocsin_engine::duration::{format_rfc3339, parse_duration};
 use tocsin_engine::labels::Labels;
 use tocsin_engine::promql::Engine;
 use tocsin_engine::rules::backtest::{
-    BacktestOptions, BacktestResult, backtest, evaluation_count, to_json, value_text,
+    BacktestOptions, BacktestResult, backtest, evaluation_count, head_options, to_json, value_text,
 };
 use tocsin_engine::rules::group::DEFAULT_RESEND_DELAY_MS;
 use tocsin_engine::rules::unittest::parse_time;
@@ -33,7 +33,7 @@ pub struct Args {
 const MAX_EVALUATIONS: u64 = 10_000_000;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let head = Head::default();
+    let head = Head::new(head_options());
     load_data(&args.data, &head)?;
     let stats = head.stats();
     let (Some(data_min), Some(data_max)) = (stats.min_time, stats.max_time) else {
