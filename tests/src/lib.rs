@@ -219,6 +219,34 @@ pub async fn wait_ready(client: &reqwest::Client, base: &str, p: &mut Proc) {
     }
 }
 
+/// `tocsin serve` with `config` on a free port, ready: the process and its
+/// base URL.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn start_tocsin_ready(
+    client: &reqwest::Client,
+    dir: &Path,
+    config: Option<&Path>,
+    tag: &str,
+) -> (Proc, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut p = start_tocsin(dir, config, port, tag);
+    wait_ready(client, &base, &mut p).await;
+    (p, base)
+}
+
+/// `POST /api/v1/import/prometheus` of exposition text; asserts it was taken.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn import_prometheus(client: &reqwest::Client, base: &str, body: String) {
+    let r = client
+        .post(format!("{base}/api/v1/import/prometheus"))
+        .body(body)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(r.status().as_u16(), 204, "{}", r.text().await.unwrap_or_default());
+}
+
 pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 pub const PROMETHEUS: &str = "/usr/bin/prometheus";
 

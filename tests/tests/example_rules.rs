@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use tocsin_tests::{TempDir, build_example_rules, free_port, start_tocsin, tocsin_bin, wait_ready};
+use tocsin_tests::{
+    TempDir, build_example_rules, import_prometheus, start_tocsin_ready, tocsin_bin,
+};
 
 const EXAMPLES: [&str; 4] = ["hysteresis", "f1_score", "zscore_drift", "ewma_anomaly"];
 const LIMIT: Duration = Duration::from_secs(30);
@@ -121,10 +123,7 @@ async fn all_four_modules_evaluate_in_serve() {
     std::fs::write(&config, "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n")
         .unwrap();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut tocsin = start_tocsin(dir.path(), Some(&config), port, "1");
-    wait_ready(&client, &base, &mut tocsin).await;
+    let (mut tocsin, base) = start_tocsin_ready(&client, dir.path(), Some(&config), "1").await;
 
     for name in EXAMPLES {
         let wasm = std::fs::read(modules.join(format!("{name}.wasm"))).expect("built module");
@@ -153,13 +152,7 @@ async fn all_four_modules_evaluate_in_serve() {
             10.0 + i % 2.0,
             20.0 + i % 4.0,
         );
-        let r = client
-            .post(format!("{base}/api/v1/import/prometheus"))
-            .body(body)
-            .send()
-            .await
-            .expect("import");
-        assert_eq!(r.status().as_u16(), 204, "{}", r.text().await.unwrap_or_default());
+        import_prometheus(&client, &base, body).await;
 
         let rules = get_json(&client, &format!("{base}/api/v1/rules")).await;
         let bad = not_ok(&rules);

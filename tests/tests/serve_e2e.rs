@@ -19,7 +19,9 @@ use axum::Router;
 use axum::routing::{get, post};
 use serde_json::Value;
 
-use tocsin_tests::{ALERTMANAGER, Proc, TempDir, free_port, start_alertmanager, start_tocsin};
+use tocsin_tests::{
+    ALERTMANAGER, Proc, TempDir, free_port, import_prometheus, start_alertmanager, start_tocsin,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -327,13 +329,7 @@ scrape_configs:
                 format!("acked{{batch=\"{batch}\",i=\"{i}\"}} {i} {}\n", now_ms - 60_000 + batch)
             })
             .collect();
-        let r = client
-            .post(format!("{base}/api/v1/import/prometheus"))
-            .body(body)
-            .send()
-            .await
-            .expect("import");
-        assert_eq!(r.status().as_u16(), 204, "{}", r.text().await.unwrap_or_default());
+        import_prometheus(&client, &base, body).await;
         acknowledged += 20;
     }
     assert_eq!(alert_states(&client, &base).await, vec!["firing".to_owned()]);
