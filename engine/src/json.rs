@@ -101,26 +101,24 @@ pub fn push_labels(out: &mut String, labels: &Labels) {
     out.push('}');
 }
 
-pub fn push_str_array<S: AsRef<str>>(out: &mut String, items: &[S]) {
+/// A JSON array of `items`, each written by `f`.
+pub fn push_list<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut String, &T)) {
     out.push('[');
-    for (i, s) in items.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        push_str(out, s.as_ref());
+        f(out, item);
     }
     out.push(']');
 }
 
+pub fn push_str_array<S: AsRef<str>>(out: &mut String, items: &[S]) {
+    push_list(out, items, |out, s| push_str(out, s.as_ref()));
+}
+
 fn push_points(out: &mut String, points: &[Sample]) {
-    out.push('[');
-    for (i, p) in points.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_point(out, p.t, p.v);
-    }
-    out.push(']');
+    push_list(out, points, |out, p| push_point(out, p.t, p.v));
 }
 
 /// `{"status":"success","data":{"resultType":…,"result":…}}` plus the
@@ -141,32 +139,24 @@ pub fn query_result(result: &QueryResult) -> String {
             out.push(']');
         }
         Value::Vector(samples) => {
-            out.push_str(r#""vector","result":["#);
-            for (i, s) in samples.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
+            out.push_str(r#""vector","result":"#);
+            push_list(&mut out, samples, |out, s| {
                 out.push_str(r#"{"metric":"#);
-                push_labels(&mut out, &s.labels);
+                push_labels(out, &s.labels);
                 out.push_str(r#","value":"#);
-                push_point(&mut out, s.t, s.v);
+                push_point(out, s.t, s.v);
                 out.push('}');
-            }
-            out.push(']');
+            });
         }
         Value::Matrix(series) => {
-            out.push_str(r#""matrix","result":["#);
-            for (i, s) in series.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
+            out.push_str(r#""matrix","result":"#);
+            push_list(&mut out, series, |out, s| {
                 out.push_str(r#"{"metric":"#);
-                push_labels(&mut out, &s.labels);
+                push_labels(out, &s.labels);
                 out.push_str(r#","values":"#);
-                push_points(&mut out, &s.points);
+                push_points(out, &s.points);
                 out.push('}');
-            }
-            out.push(']');
+            });
         }
     }
     out.push('}');

@@ -43,21 +43,16 @@ impl<'a> JsRuntime<'a> {
     }
 }
 
-fn message(e: &JsValue) -> String {
-    if let Some(s) = e.as_string() {
-        return s;
-    }
-    js_sys_message(e).unwrap_or_else(|| format!("{e:?}"))
+#[wasm_bindgen]
+extern "C" {
+    /// JavaScript's `String(v)`: an `Error`'s message without pulling in
+    /// js-sys for one property.
+    #[wasm_bindgen(js_name = String)]
+    fn js_string(v: &JsValue) -> String;
 }
 
-/// `Error.message` without pulling in js-sys for one property.
-fn js_sys_message(e: &JsValue) -> Option<String> {
-    #[wasm_bindgen]
-    extern "C" {
-        #[wasm_bindgen(js_name = String)]
-        fn js_string(v: &JsValue) -> String;
-    }
-    Some(js_string(e).trim_start_matches("Error: ").to_owned())
+fn message(e: &JsValue) -> String {
+    e.as_string().unwrap_or_else(|| js_string(e).trim_start_matches("Error: ").to_owned())
 }
 
 impl ModuleRuntime for JsRuntime<'_> {

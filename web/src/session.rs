@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use tocsin_engine::json::{push_labels, push_number, push_str};
+use tocsin_engine::json::{push_labels, push_list, push_number, push_str};
 use tocsin_engine::labels::Labels;
 use tocsin_engine::promql::{Engine, Value as QValue};
 use tocsin_engine::rules::backtest::{
@@ -263,25 +263,18 @@ impl Session {
             QValue::Matrix(m) => m,
             QValue::Scalar { .. } | QValue::String { .. } | QValue::Vector(_) => Vec::new(),
         };
-        let mut out = String::from("[");
-        for (i, s) in series.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
+        let mut out = String::new();
+        push_list(&mut out, &series, |out, s| {
             out.push_str(r#"{"labels":"#);
-            push_labels(&mut out, &s.labels);
-            out.push_str(r#","points":["#);
-            for (j, p) in s.points.iter().enumerate() {
-                if j > 0 {
-                    out.push(',');
-                }
+            push_labels(out, &s.labels);
+            out.push_str(r#","points":"#);
+            push_list(out, &s.points, |out, p| {
                 let _ = write!(out, "[{},", p.t);
-                push_number(&mut out, p.v);
+                push_number(out, p.v);
                 out.push(']');
-            }
-            out.push_str("]}");
-        }
-        out.push(']');
+            });
+            out.push('}');
+        });
         Ok(out)
     }
 
@@ -323,22 +316,18 @@ pub fn check_rules(name: &str, text: &str) -> String {
     let Err(errs) = parse_rule_file(name, text, ParseOptions::default()) else {
         return "[]".into();
     };
-    let mut out = String::from("[");
-    for (i, e) in errs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
+    let mut out = String::new();
+    push_list(&mut out, &errs, |out, e| {
         let (line, col) = e.pos.map_or((0, 0), |p| (p.line, p.col));
         let msg = match &e.context {
             Some(c) => format!("{c}: {}", e.message),
             None => e.message.clone(),
         };
         let _ = write!(out, r#"{{"line":{line},"col":{col},"message":"#);
-        push_str(&mut out, &msg);
+        push_str(out, &msg);
         out.push_str(r#","text":"#);
-        push_str(&mut out, &e.to_string());
+        push_str(out, &e.to_string());
         out.push('}');
-    }
-    out.push(']');
+    });
     out
 }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::duration::format_rfc3339;
 use crate::exposition::{Format, Ingester};
 use crate::gofmt::format_float_g;
-use crate::json::{push_labels, push_number, push_str};
+use crate::json::{push_labels, push_list, push_number, push_str};
 use crate::labels::{Label, Labels};
 use crate::promql::Engine;
 use crate::storage::{Head, HeadOptions};
@@ -374,17 +374,6 @@ fn key(out: &mut String, first: &mut bool, name: &str) {
     }
     push_str(out, name);
     out.push(':');
-}
-
-fn push_list<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut String, &T)) {
-    out.push('[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        f(out, item);
-    }
-    out.push(']');
 }
 
 /// The result as JSON: `tocsin backtest --json` prints it and the playground
