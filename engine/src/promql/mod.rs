@@ -7,6 +7,7 @@
 //! sets) is done once per series rather than once per step.
 
 mod aggregate;
+mod analysis;
 mod annotations;
 mod binary;
 mod eval;
@@ -17,6 +18,7 @@ mod literals;
 mod positions;
 mod value;
 
+pub use analysis::{metric_names, steps_independent};
 pub use annotations::Annotations;
 pub use promql_parser::parser::Expr;
 pub use value::{InstantSample, QueryResult, Series, Value};
@@ -258,6 +260,79 @@ impl Engine {
         };
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(ev.finish(Value::Matrix(series)))
+    }
+}
+
+/// An expression evaluated over a range of steps, kept so that each step's
+/// instant vector can be taken in turn: what a backtest needs to evaluate a
+/// rule once per window instead of once per step.
+#[derive(Clone, Debug)]
+pub struct StepVectors {
+    /// Each series with its points and a cursor to the next unread one.
+    series: Vec<(crate::labels::Labels, Vec<crate::sample::Sample>, usize)>,
+    scalar: bool,
+}
+
+impl StepVectors {
+    /// What an instant query at `t` returns (as a vector; a scalar becomes
+    /// one sample without labels), for a step `t` of the range. Steps are
+    /// to be taken in increasing order.
+    pub fn at(&mut self, t: i64) -> Vec<InstantSample> {
+        let mut out = Vec::new();
+        for (labels, points, next) in &mut self.series {
+            while points.get(*next).is_some_and(|p| p.t < t) {
+                *next += 1;
+            }
+            if let Some(p) = points.get(*next).filter(|p| p.t == t) {
+                out.push(InstantSample { labels: labels.clone(), t, v: p.v });
+            }
+        }
+        if self.scalar && out.is_empty() {
+            out.push(InstantSample { labels: crate::labels::Labels::empty(), t, v: f64::NAN });
+        }
+        out
+    }
+
+    /// How many points the evaluation produced.
+    pub fn points(&self) -> usize {
+        self.series.iter().map(|(_, p, _)| p.len()).sum()
+    }
+}
+
+impl Engine {
+    /// Evaluates `expr` at every step from `start` to `end` inclusive and
+    /// keeps the result per step; see [`StepVectors::at`]. Each step's
+    /// samples are those of an instant query at that step when
+    /// [`steps_independent`] holds for `expr`.
+    pub fn range_vectors(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<StepVectors, QueryError> {
+        if step <= 0 || end < start {
+            return Err(QueryError::Eval("invalid step range".into()));
+        }
+        let mut ev = eval::Evaluator::new(storage, &self.opts, start, end, step);
+        match ev.eval_top(expr)? {
+            eval::Val::Vector(series) => Ok(StepVectors {
+                series: series
+                    .into_iter()
+                    .filter(|s| !s.points.is_empty())
+                    .map(|s| (s.labels, s.points, 0))
+                    .collect(),
+                scalar: false,
+            }),
+            eval::Val::Scalar(values) => Ok(StepVectors {
+                series: vec![(crate::labels::Labels::empty(), ev.scalar_points(&values), 0)],
+                scalar: true,
+            }),
+            eval::Val::Str(_) | eval::Val::Range(_) => {
+                Err(QueryError::Eval("rule result is not a vector or scalar".into()))
+            }
+        }
     }
 }
 

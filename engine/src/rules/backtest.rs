@@ -3,7 +3,7 @@
 //! notification Alertmanager would have received. The CLI's `tocsin backtest`
 //! and the browser playground both call [`backtest`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use std::fmt::Write as _;
 
@@ -15,7 +15,7 @@ use crate::labels::{Label, Labels};
 use crate::promql::Engine;
 use crate::storage::{Head, HeadOptions};
 
-use super::alerting::{Alert, AlertState};
+use super::alerting::{ALERTS_FOR_STATE_METRIC, ALERTS_METRIC, Alert, AlertState};
 use super::group::{EvalEnv, Group};
 use super::wasm::ModuleRuntime;
 
@@ -173,6 +173,21 @@ fn schedule(groups: &[Group], opts: &BacktestOptions) -> Vec<(i64, Vec<usize>)> 
     at.into_iter().collect()
 }
 
+/// Lets rules whose results cannot depend on the backtest's own output
+/// evaluate many steps at once. The backtest writes only recorded series,
+/// `ALERTS` and `ALERTS_FOR_STATE`.
+fn plan_batches(groups: &mut [Group], opts: &BacktestOptions) {
+    let mut written: BTreeSet<String> =
+        [ALERTS_METRIC, ALERTS_FOR_STATE_METRIC].map(str::to_owned).into();
+    for g in groups.iter() {
+        written.extend(g.rules.iter().filter(|r| !r.spec.is_alert()).map(|r| r.spec.name.clone()));
+    }
+    for g in groups.iter_mut() {
+        let step = opts.step_ms.unwrap_or(g.interval_ms).max(1);
+        g.plan_batches(opts.from_ms, step, opts.to_ms, &written);
+    }
+}
+
 /// How many evaluations a backtest will run (for progress reporting and
 /// refusing absurd ranges up front).
 pub fn evaluation_count(groups: &[Group], opts: &BacktestOptions) -> u64 {
@@ -200,7 +215,24 @@ pub fn backtest(
     wasm: Option<&dyn ModuleRuntime>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> BacktestResult {
+    backtest_with(groups, head, engine, opts, wasm, progress, true)
+}
+
+/// [`backtest`], with batched rule evaluation or without (to test that
+/// it changes nothing).
+fn backtest_with(
+    groups: &mut [Group],
+    head: &Head,
+    engine: &Engine,
+    opts: &BacktestOptions,
+    wasm: Option<&dyn ModuleRuntime>,
+    progress: &mut dyn FnMut(u64, u64),
+    batch: bool,
+) -> BacktestResult {
     let total = evaluation_count(groups, opts);
+    if batch {
+        plan_batches(groups, opts);
+    }
     let mut done = 0u64;
     let mut result = BacktestResult::default();
     let mut failing: Vec<Vec<bool>> = groups.iter().map(|g| vec![false; g.rules.len()]).collect();
@@ -564,5 +596,107 @@ mod tests {
         assert!(r.notifications.is_empty());
         assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
         assert_eq!(r.errors[0].rule, "bad");
+    }
+
+    /// Batched evaluation must be invisible: every rule form, data shape
+    /// and error gives the same timeline, notifications, errors, values
+    /// and recorded series as per-step queries.
+    #[test]
+    fn batched_evaluation_changes_nothing() {
+        let rules = r#"
+groups:
+- name: direct
+  interval: 1m
+  rules:
+  - alert: Fast
+    expr: rate(c[5m]) > 0.5
+    for: 3m
+    keep_firing_for: 2m
+    labels: {severity: '{{ if gt $value 1.0 }}page{{ else }}ticket{{ end }}'}
+    annotations: {summary: '{{ $labels.job }} at {{ $value | humanize }}'}
+  - record: job:c:rate1m
+    expr: sum by (job) (rate(c[1m]))
+  - alert: FromRecorded
+    expr: job:c:rate1m > 1
+  - alert: Absent
+    expr: absent(g{job="gone"})
+  - alert: Ratio
+    expr: g / on(job) group_left h > 0.5
+  - alert: OnlyDuplicatesSometimes
+    expr: g + on(job) group_left dup
+  - record: scalar_rule
+    expr: scalar(sum(g)) * 2
+  - alert: Offsets
+    expr: max_over_time(g[10m:1m] offset 2m) > bool 3 == 1
+  - alert: Pinned
+    expr: g @ 600 > 1 and g @ start() > 0
+  - alert: Alerts
+    expr: count(ALERTS{alertstate="firing"}) > 0
+  - alert: Sorted
+    expr: topk(1, sort_desc(g)) and changes(g[10m]) > 0
+- name: offset
+  interval: 45s
+  query_offset: 20s
+  rules:
+  - alert: Late
+    expr: delta(g[3m]) < 0 or label_replace(h, "x", "$1", "job", "(.*)") > 2
+    for: 1m
+"#;
+        let data = r#"
+interval: 15s
+input_series:
+- series: 'c{job="a"}'
+  values: '0+1x100 100+60x120 0+1x200'
+- series: 'c{job="b"}'
+  values: '_x50 0+2x150 stale 10+1x100'
+- series: 'g{job="a"}'
+  values: '1 2 3 4 5 4 3 2 1 0 1 2 3 4 5 6 7 _ _ _ 3+0.5x300'
+- series: 'g{job="b"}'
+  values: '5+0x40 stale _x20 7-0.25x200'
+- series: 'h{job="a"}'
+  values: '2+0x400'
+- series: 'h{job="b"}'
+  values: '1+0.1x100 _x100 4+0x200'
+- series: 'dup{job="a", i="1"}'
+  values: '1+0x400'
+- series: 'dup{job="a", i="2"}'
+  values: '_x120 1+0x20 _x300'
+"#;
+        let run = |step: Option<i64>, batch: bool| {
+            let rf = parse_rule_file("r.yml", rules, ParseOptions::default()).unwrap();
+            let mut groups: Vec<Group> =
+                rf.groups.iter().map(|g| Group::new("r.yml", g, 60_000, 0)).collect();
+            let head = Head::default();
+            load_data(&head, "data.yml", data.as_bytes()).unwrap();
+            let opts = BacktestOptions {
+                from_ms: 30_000,
+                to_ms: 7_200_000,
+                step_ms: step,
+                external_labels: Labels::from_pairs(&[("cluster", "eu")]),
+                external_url: String::new(),
+                resend_delay_ms: 60_000,
+                capture_alert_values: true,
+            };
+            let engine = Engine::default();
+            let r = backtest_with(&mut groups, &head, &engine, &opts, None, &mut |_, _| {}, batch);
+            let stored = engine.range(&head, "{__name__=~'.+'}", 0, 7_300_000, 15_000).unwrap();
+            (to_json(&r), format!("{:?}", stored.value), r)
+        };
+        for step in [None, Some(30_000), Some(7_000)] {
+            let (json, stored, r) = run(step, true);
+            let (want_json, want_stored, _) = run(step, false);
+            assert!(json == want_json, "step {step:?}: timelines differ");
+            assert!(stored == want_stored, "step {step:?}: stored series differ");
+            // The data drives the rules through their states and errors.
+            let rules: BTreeSet<&str> = r.transitions.iter().map(|t| t.rule.as_str()).collect();
+            for name in ["Fast", "FromRecorded", "Absent", "Ratio", "Late", "Offsets"] {
+                assert!(rules.contains(name), "step {step:?}: {name} never changed: {rules:?}");
+            }
+            assert!(
+                r.errors.iter().any(|e| e.rule == "OnlyDuplicatesSometimes"),
+                "step {step:?}: {:?}",
+                r.errors
+            );
+        }
     }
 }

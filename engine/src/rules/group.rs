@@ -2,15 +2,16 @@
 //! order, each seeing the earlier results of the same cycle; results written
 //! to storage; vanished outputs marked stale; per-rule health.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{Engine, InstantSample, Value};
 use crate::sample::STALE_NAN;
 use crate::storage::{AppendError, Head, Queryable};
-use crate::templates::{self, QuerySample, TemplateData, TemplateQuerier};
+use crate::templates::{self, QuerySample, Template, TemplateData, TemplateQuerier};
 
 use super::alerting::{ALERT_NAME_LABEL, Alert, AlertingState, Candidate};
+use super::batch::Batch;
 use super::file::{GroupSpec, RuleExpr, RuleKind, RuleSpec};
 use super::wasm::ModuleRuntime;
 
@@ -70,6 +71,30 @@ pub struct RuleState {
     pub wasm_state: Vec<u8>,
     /// A `wasm:` rule's log lines from its last evaluation.
     pub wasm_logs: Vec<String>,
+    /// An alerting rule's label and annotation templates, parsed once.
+    templates: AlertTemplates,
+    /// The expression evaluated ahead for upcoming steps (backtests).
+    batch: Option<Batch>,
+}
+
+/// The templates of an alerting rule's label and annotation values.
+#[derive(Clone, Debug, Default)]
+struct AlertTemplates {
+    labels: Vec<(String, Template)>,
+    annotations: Vec<(String, Template)>,
+}
+
+impl AlertTemplates {
+    fn of(spec: &RuleSpec) -> AlertTemplates {
+        let RuleKind::Alert { annotations, .. } = &spec.kind else {
+            return AlertTemplates::default();
+        };
+        let name = templates::alert_template_name(&spec.name);
+        let parse = |pairs: &[(String, String)]| {
+            pairs.iter().map(|(k, v)| (k.clone(), Template::new(&name, v))).collect()
+        };
+        AlertTemplates { labels: parse(&spec.labels), annotations: parse(annotations) }
+    }
 }
 
 /// Alerts of one rule that would go to Alertmanager after an evaluation.
@@ -127,6 +152,8 @@ impl Group {
                     written: HashSet::new(),
                     wasm_state: Vec::new(),
                     wasm_logs: Vec::new(),
+                    templates: AlertTemplates::of(r),
+                    batch: None,
                 })
                 .collect(),
         }
@@ -220,6 +247,22 @@ impl Group {
 
     /// Evaluates every rule at `ts` (ms), writing results into `env.head`.
     /// Returns the alerts that would be sent to Alertmanager.
+    /// Lets the group's PromQL rules evaluate their expressions for many
+    /// steps at once (see [`Batch`]) when it will be evaluated at `first +
+    /// k * step` up to `last` over storage that only changes by the
+    /// metrics in `written` in the meantime: what a backtest guarantees.
+    pub fn plan_batches(&mut self, first: i64, step: i64, last: i64, written: &BTreeSet<String>) {
+        let offset = self.query_offset_ms;
+        for rule in &mut self.rules {
+            rule.batch = match &rule.spec.expr {
+                RuleExpr::PromQL { expr, .. } => {
+                    Batch::plan(expr, first - offset, step, last - offset, written)
+                }
+                RuleExpr::Wasm { .. } => None,
+            };
+        }
+    }
+
     pub fn eval(&mut self, ts: i64, env: &mut EvalEnv<'_, '_>) -> Vec<Notification> {
         let mut notifications = Vec::new();
         for i in 0..self.rules.len() {
@@ -302,7 +345,13 @@ impl Group {
         // Per-sample annotations from a module, by output position.
         let mut extra_annotations: Vec<Vec<(String, String)>> = Vec::new();
         let samples = match &rule.spec.expr {
-            RuleExpr::PromQL { expr, .. } => query_vector(env.engine, env.head, expr, query_ts)?,
+            RuleExpr::PromQL { expr, .. } => {
+                match rule.batch.as_mut().and_then(|b| b.take(env.engine, env.head, expr, query_ts))
+                {
+                    Some(vector) => vector,
+                    None => query_vector(env.engine, env.head, expr, query_ts)?,
+                }
+            }
             RuleExpr::Wasm { module, config } => {
                 let Some(runtime) = env.wasm else {
                     return Err(format!(
@@ -332,12 +381,11 @@ impl Group {
         };
         match &rule.spec.kind {
             RuleKind::Record => record(&rule.spec.name, &rule.labels, samples, limit),
-            RuleKind::Alert { for_ms, keep_firing_for_ms, annotations } => {
+            RuleKind::Alert { for_ms, keep_firing_for_ms, .. } => {
                 let mut querier = EngineQuerier { engine: env.engine, storage: env.head };
                 let mut candidates = alert_candidates(
                     &rule.spec.name,
-                    &rule.spec.labels,
-                    annotations,
+                    &rule.templates,
                     samples,
                     env.external_labels,
                     env.external_url,
@@ -415,18 +463,15 @@ fn record(
 }
 
 /// Expands labels and annotations for each output sample of an alerting rule.
-#[allow(clippy::too_many_arguments)]
 fn alert_candidates(
     alert_name: &str,
-    rule_labels: &[(String, String)],
-    annotations: &[(String, String)],
+    templates: &AlertTemplates,
     samples: Vec<InstantSample>,
     external_labels: &Labels,
     external_url: &str,
     ts: i64,
     querier: &mut dyn TemplateQuerier,
 ) -> Vec<Candidate> {
-    let template_name = format!("__alert_{alert_name}");
     let ext: Vec<(String, String)> =
         external_labels.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect();
     samples
@@ -442,16 +487,17 @@ fn alert_candidates(
                 external_url: external_url.to_owned(),
                 value: s.v,
             };
-            let mut expand = |text: &str| {
-                templates::expand_or_error_text(&template_name, text, &data, ts, querier)
-            };
             let mut b = s.labels.builder();
             b.del(METRIC_NAME);
-            for (k, v) in rule_labels {
-                b.set(k.as_str(), expand(v));
+            for (k, t) in &templates.labels {
+                b.set(k.as_str(), t.expand_or_error_text(&data, ts, querier));
             }
             b.set(ALERT_NAME_LABEL, alert_name);
-            let annotations = annotations.iter().map(|(k, v)| (k.clone(), expand(v))).collect();
+            let annotations = templates
+                .annotations
+                .iter()
+                .map(|(k, t)| (k.clone(), t.expand_or_error_text(&data, ts, querier)))
+                .collect();
             Candidate { labels: b.labels(), annotations, value: s.v }
         })
         .collect()

@@ -4,6 +4,7 @@
 
 pub mod alerting;
 pub mod backtest;
+mod batch;
 pub mod file;
 pub mod group;
 pub mod unittest;

@@ -113,9 +113,87 @@ pub fn check(name: &str, text: &str) -> Result<(), TemplateError> {
     parse::parse(name, &full, &has_function).map(|_| ()).map_err(TemplateError::Syntax)
 }
 
-/// Expands `text` as Prometheus's `Expander.Expand()` does for an alert:
-/// the definitions prefix plus `text`, option `missingkey=zero`, `data` as
-/// the dot, `ts_ms` as the evaluation time (for `query` and `now`).
+/// An alert template parsed once, to be expanded at every evaluation: an
+/// alerting rule keeps one per annotation and label value, because parsing
+/// (the definitions prefix included) costs several times the expansion.
+#[derive(Clone, Debug)]
+pub struct Template {
+    name: String,
+    kind: Kind,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    /// Text without actions expands to itself, whatever the data.
+    Plain(String),
+    /// The definitions prefix plus the text; execution errors point into it.
+    Parsed { full: String, set: parse::TreeSet },
+    /// Expansion reports the parse error every time, as Prometheus does.
+    Broken(String),
+}
+
+impl Template {
+    /// Parses `text` as the template `name` (see [`alert_template_name`]).
+    pub fn new(name: &str, text: &str) -> Template {
+        let kind = if !text.contains("{{") {
+            Kind::Plain(text.to_owned())
+        } else {
+            let full = format!("{DEFINITIONS}{text}");
+            match parse::parse(name, &full, &has_function) {
+                Ok(set) => Kind::Parsed { full, set },
+                Err(message) => Kind::Broken(message),
+            }
+        };
+        Template { name: name.to_owned(), kind }
+    }
+
+    /// Expands the template as Prometheus's `Expander.Expand()` does for an
+    /// alert: option `missingkey=zero`, `data` as the dot, `ts_ms` as the
+    /// evaluation time (for `query` and `now`).
+    pub fn expand(
+        &self,
+        data: &TemplateData,
+        ts_ms: i64,
+        querier: &mut dyn TemplateQuerier,
+    ) -> Result<String, TemplateError> {
+        let name = &self.name;
+        let (full, set) = match &self.kind {
+            Kind::Plain(text) => return Ok(text.clone()),
+            Kind::Broken(message) => {
+                return Err(TemplateError::Parsing {
+                    name: name.clone(),
+                    message: message.clone(),
+                });
+            }
+            Kind::Parsed { full, set } => (full, set),
+        };
+        let dot = Data {
+            labels: Rc::new(data.labels.iter().cloned().collect()),
+            external_labels: Rc::new(data.external_labels.iter().cloned().collect()),
+            external_url: Rc::from(data.external_url.as_str()),
+            value: data.value,
+        };
+        let mut env = exec::Env { querier, ts_ms, external_url: &data.external_url };
+        exec::execute(set, full, name, dot, &mut env)
+            .map_err(|message| TemplateError::Executing { name: name.clone(), message })
+    }
+
+    /// What Prometheus stores for an annotation or label: the expansion, or
+    /// `<error expanding template: ...>`.
+    pub fn expand_or_error_text(
+        &self,
+        data: &TemplateData,
+        ts_ms: i64,
+        querier: &mut dyn TemplateQuerier,
+    ) -> String {
+        match self.expand(data, ts_ms, querier) {
+            Ok(s) => s,
+            Err(e) => format!("<error expanding template: {e}>"),
+        }
+    }
+}
+
+/// Parses and expands `text` once; see [`Template::expand`].
 pub fn expand(
     name: &str,
     text: &str,
@@ -123,22 +201,10 @@ pub fn expand(
     ts_ms: i64,
     querier: &mut dyn TemplateQuerier,
 ) -> Result<String, TemplateError> {
-    let full = format!("{DEFINITIONS}{text}");
-    let set = parse::parse(name, &full, &has_function)
-        .map_err(|message| TemplateError::Parsing { name: name.to_owned(), message })?;
-    let dot = Data {
-        labels: Rc::new(data.labels.iter().cloned().collect()),
-        external_labels: Rc::new(data.external_labels.iter().cloned().collect()),
-        external_url: Rc::from(data.external_url.as_str()),
-        value: data.value,
-    };
-    let mut env = exec::Env { querier, ts_ms, external_url: &data.external_url };
-    exec::execute(&set, &full, name, dot, &mut env)
-        .map_err(|message| TemplateError::Executing { name: name.to_owned(), message })
+    Template::new(name, text).expand(data, ts_ms, querier)
 }
 
-/// What Prometheus stores for an annotation or label: the expansion, or
-/// `<error expanding template: ...>`.
+/// Parses and expands `text` once; see [`Template::expand_or_error_text`].
 pub fn expand_or_error_text(
     name: &str,
     text: &str,
@@ -146,10 +212,7 @@ pub fn expand_or_error_text(
     ts_ms: i64,
     querier: &mut dyn TemplateQuerier,
 ) -> String {
-    match expand(name, text, data, ts_ms, querier) {
-        Ok(s) => s,
-        Err(e) => format!("<error expanding template: {e}>"),
-    }
+    Template::new(name, text).expand_or_error_text(data, ts_ms, querier)
 }
 
 #[cfg(test)]

@@ -260,7 +260,7 @@ impl Display for Arg {
 }
 
 /// The parsed templates: the top-level one and every `define`/`block`.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct TreeSet {
     pub trees: BTreeMap<String, ListNode>,
 }
