@@ -50,6 +50,9 @@ pub struct Alert {
     /// `endsAt` sent to Alertmanager for a still-firing alert.
     pub valid_until: Option<i64>,
     pub keep_firing_since: Option<i64>,
+    /// The labels of its `ALERTS` series (for the state they name) and of
+    /// its `ALERTS_FOR_STATE` series, built once rather than every step.
+    series: Option<(AlertState, Labels, Labels)>,
 }
 
 impl Alert {
@@ -182,6 +185,7 @@ impl AlertingState {
                     last_sent_at: None,
                     valid_until: None,
                     keep_firing_since: None,
+                    series: None,
                 },
             );
         }
@@ -242,25 +246,26 @@ impl AlertingState {
                 a.last_sent_at = None;
                 a.keep_firing_since = None;
             }
+            let (alerts, for_state) = match &a.series {
+                Some((state, alerts, for_state)) if *state == a.state => {
+                    (alerts.clone(), for_state.clone())
+                }
+                _ => {
+                    let series = |metric, state| {
+                        series_labels(rule_labels, &a.labels, alert_name, metric, state)
+                    };
+                    let alerts = series(ALERTS_METRIC, Some(a.state));
+                    let for_state = match a.series.take() {
+                        Some((_, _, for_state)) => for_state,
+                        None => series(ALERTS_FOR_STATE_METRIC, None),
+                    };
+                    a.series = Some((a.state, alerts.clone(), for_state.clone()));
+                    (alerts, for_state)
+                }
+            };
+            out.series.push(InstantSample { labels: alerts, t: write_ts, v: 1.0 });
             out.series.push(InstantSample {
-                labels: series_labels(
-                    rule_labels,
-                    &a.labels,
-                    alert_name,
-                    ALERTS_METRIC,
-                    Some(a.state),
-                ),
-                t: write_ts,
-                v: 1.0,
-            });
-            out.series.push(InstantSample {
-                labels: series_labels(
-                    rule_labels,
-                    &a.labels,
-                    alert_name,
-                    ALERTS_FOR_STATE_METRIC,
-                    None,
-                ),
+                labels: for_state,
                 t: write_ts,
                 // Whole seconds, as Go's time.Unix() gives them.
                 v: a.active_at.div_euclid(1000) as f64,

@@ -472,21 +472,23 @@ fn alert_candidates(
     ts: i64,
     querier: &mut dyn TemplateQuerier,
 ) -> Vec<Candidate> {
-    let ext: Vec<(String, String)> =
-        external_labels.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect();
+    let base = TemplateData {
+        labels: Vec::new(),
+        external_labels: external_labels
+            .iter()
+            .map(|l| (l.name.to_string(), l.value.to_string()))
+            .collect(),
+        external_url: external_url.to_owned(),
+        value: 0.0,
+    }
+    .dot();
     samples
         .into_iter()
         .map(|s| {
-            let data = TemplateData {
-                labels: s
-                    .labels
-                    .iter()
-                    .map(|l| (l.name.to_string(), l.value.to_string()))
-                    .collect(),
-                external_labels: ext.clone(),
-                external_url: external_url.to_owned(),
-                value: s.v,
-            };
+            let data = base.with_alert(
+                s.labels.iter().map(|l| (l.name.to_string(), l.value.to_string())),
+                s.v,
+            );
             let mut b = s.labels.builder();
             b.del(METRIC_NAME);
             for (k, t) in &templates.labels {

@@ -195,7 +195,7 @@ pub(super) fn execute(
     set: &TreeSet,
     text: &str,
     name: &str,
-    data: Data,
+    data: Rc<Data>,
     env: &mut Env<'_>,
 ) -> R<String> {
     let Some((name, root)) = set.trees.get_key_value(name) else {
@@ -204,7 +204,7 @@ pub(super) fn execute(
             gofmt::quote(name)
         ));
     };
-    let dot = Value::Data(Rc::new(data));
+    let dot = Value::Data(data);
     let mut exec = Exec {
         set,
         text,

@@ -52,6 +52,38 @@ pub struct TemplateData {
     pub value: f64,
 }
 
+impl TemplateData {
+    /// The dot templates read, built once for all of an alert's templates.
+    pub fn dot(&self) -> Dot {
+        Dot(Rc::new(Data {
+            labels: Rc::new(self.labels.iter().cloned().collect()),
+            external_labels: Rc::new(self.external_labels.iter().cloned().collect()),
+            external_url: Rc::from(self.external_url.as_str()),
+            value: self.value,
+        }))
+    }
+}
+
+/// [`TemplateData`] as templates read it.
+#[derive(Clone, Debug)]
+pub struct Dot(Rc<Data>);
+
+impl Dot {
+    /// The dot of another alert with the same external labels and URL.
+    pub fn with_alert(
+        &self,
+        labels: impl IntoIterator<Item = (String, String)>,
+        value: f64,
+    ) -> Dot {
+        Dot(Rc::new(Data {
+            labels: Rc::new(labels.into_iter().collect()),
+            external_labels: self.0.external_labels.clone(),
+            external_url: self.0.external_url.clone(),
+            value,
+        }))
+    }
+}
+
 /// One element of a `query` result.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QuerySample {
@@ -148,11 +180,11 @@ impl Template {
     }
 
     /// Expands the template as Prometheus's `Expander.Expand()` does for an
-    /// alert: option `missingkey=zero`, `data` as the dot, `ts_ms` as the
+    /// alert: option `missingkey=zero`, `dot` as the dot, `ts_ms` as the
     /// evaluation time (for `query` and `now`).
     pub fn expand(
         &self,
-        data: &TemplateData,
+        dot: &Dot,
         ts_ms: i64,
         querier: &mut dyn TemplateQuerier,
     ) -> Result<String, TemplateError> {
@@ -167,14 +199,8 @@ impl Template {
             }
             Kind::Parsed { full, set } => (full, set),
         };
-        let dot = Data {
-            labels: Rc::new(data.labels.iter().cloned().collect()),
-            external_labels: Rc::new(data.external_labels.iter().cloned().collect()),
-            external_url: Rc::from(data.external_url.as_str()),
-            value: data.value,
-        };
-        let mut env = exec::Env { querier, ts_ms, external_url: &data.external_url };
-        exec::execute(set, full, name, dot, &mut env)
+        let mut env = exec::Env { querier, ts_ms, external_url: &dot.0.external_url };
+        exec::execute(set, full, name, dot.0.clone(), &mut env)
             .map_err(|message| TemplateError::Executing { name: name.clone(), message })
     }
 
@@ -182,11 +208,11 @@ impl Template {
     /// `<error expanding template: ...>`.
     pub fn expand_or_error_text(
         &self,
-        data: &TemplateData,
+        dot: &Dot,
         ts_ms: i64,
         querier: &mut dyn TemplateQuerier,
     ) -> String {
-        match self.expand(data, ts_ms, querier) {
+        match self.expand(dot, ts_ms, querier) {
             Ok(s) => s,
             Err(e) => format!("<error expanding template: {e}>"),
         }
@@ -201,7 +227,7 @@ pub fn expand(
     ts_ms: i64,
     querier: &mut dyn TemplateQuerier,
 ) -> Result<String, TemplateError> {
-    Template::new(name, text).expand(data, ts_ms, querier)
+    Template::new(name, text).expand(&data.dot(), ts_ms, querier)
 }
 
 /// Parses and expands `text` once; see [`Template::expand_or_error_text`].
@@ -212,7 +238,7 @@ pub fn expand_or_error_text(
     ts_ms: i64,
     querier: &mut dyn TemplateQuerier,
 ) -> String {
-    Template::new(name, text).expand_or_error_text(data, ts_ms, querier)
+    Template::new(name, text).expand_or_error_text(&data.dot(), ts_ms, querier)
 }
 
 #[cfg(test)]
