@@ -7,11 +7,11 @@
 //! (needs `tests/run.sh`'s chromium and playwright-core).
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::time::Instant;
 
 use tocsin_tests::{
-    TempDir, browser_script, free_port, start_tocsin, tocsin_bin, wait_ready_blocking,
+    BUNDLE_BUDGET_BYTES, BUNDLE_BUDGET_GZIP_BYTES, TempDir, browser_script, export_playground,
+    free_port, gzip_len, start_tocsin, wait_ready_blocking,
 };
 use tocsin_web::{RunOptions, Session};
 
@@ -69,30 +69,20 @@ fn native(data: &str, step: Option<i64>) -> (f64, u64) {
     (median(times), evals)
 }
 
-fn gzip_len(bytes: &[u8]) -> usize {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    enc.write_all(bytes).expect("gzip");
-    enc.finish().expect("gzip").len()
-}
-
 fn main() {
     let dir = TempDir::new("bench-playground");
-    let export = dir.path().join("static");
-    let status = std::process::Command::new(tocsin_bin())
-        .args(["playground", "export"])
-        .arg(&export)
-        .status()
-        .expect("tocsin playground export");
-    assert!(status.success());
+    let export = export_playground(dir.path());
     let wasm = std::fs::read(export.join("tocsin_web_bg.wasm")).expect("bundle");
     let glue = std::fs::read(export.join("tocsin_web.js")).expect("glue");
     let kib = |n: usize| n as f64 / 1024.0;
     println!(
-        "engine bundle: tocsin_web_bg.wasm {:.1} KiB ({:.1} KiB gzip), tocsin_web.js {:.1} KiB ({:.1} KiB gzip); budget 2048 KiB (700 KiB gzip)",
+        "engine bundle: tocsin_web_bg.wasm {:.1} KiB ({:.1} KiB gzip), tocsin_web.js {:.1} KiB ({:.1} KiB gzip); budget {:.0} KiB ({:.0} KiB gzip)",
         kib(wasm.len()),
         kib(gzip_len(&wasm)),
         kib(glue.len()),
         kib(gzip_len(&glue)),
+        kib(BUNDLE_BUDGET_BYTES),
+        kib(BUNDLE_BUDGET_GZIP_BYTES),
     );
 
     let data = data();

@@ -188,6 +188,31 @@ pub fn browser_script(script: &str, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("running node (is Debian's nodejs installed?): {e}"))
 }
 
+/// The playground's size budget (issue 6): the engine bundle as served.
+pub const BUNDLE_BUDGET_BYTES: usize = 2 << 20;
+pub const BUNDLE_BUDGET_GZIP_BYTES: usize = 700 << 10;
+
+/// The playground's static files, written by `tocsin playground export` into
+/// `dir/static`; returns that directory.
+pub fn export_playground(dir: &Path) -> PathBuf {
+    let out = dir.join("static");
+    let status = Command::new(tocsin_bin())
+        .args(["playground", "export"])
+        .arg(&out)
+        .status()
+        .expect("tocsin playground export");
+    assert!(status.success(), "tocsin playground export failed");
+    out
+}
+
+/// The size of `bytes` gzipped, as the host serves them.
+pub fn gzip_len(bytes: &[u8]) -> usize {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).expect("gzip");
+    enc.finish().expect("gzip").len()
+}
+
 /// Starts the real Prometheus on 127.0.0.1:`port` with its remote-write
 /// receiver on, its data in `dir/prom-data`.
 pub fn start_prometheus(dir: &Path, config: &Path, port: u16) -> Proc {
