@@ -206,6 +206,7 @@ pub fn export_playground(dir: &Path) -> PathBuf {
 }
 
 /// The size of `bytes` gzipped, as the host serves them.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn gzip_len(bytes: &[u8]) -> usize {
     use std::io::Write as _;
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

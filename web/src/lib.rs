@@ -18,6 +18,10 @@ pub use session::{DataSummary, RunOptions, Session};
 
 use wasm_bindgen::prelude::*;
 
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 /// One playground: the loaded data, the last run (for charts and export).
 #[wasm_bindgen]
 pub struct Playground {
