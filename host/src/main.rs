@@ -1,6 +1,7 @@
 //! `tocsin`: the tocsin service and command-line tool.
 
 mod api;
+mod backtest;
 mod cli;
 mod config;
 mod metrics;

@@ -57,6 +57,17 @@ struct Live {
     retention_ms: i64,
     checkpoint_interval_ms: i64,
     query_timeout: Duration,
+    /// What `POST /api/v1/backtest` runs with, as the scheduler does.
+    backtest: BacktestDefaults,
+}
+
+/// The configuration a backtest over the API inherits.
+#[derive(Clone)]
+pub struct BacktestDefaults {
+    pub external_labels: Labels,
+    pub external_url: String,
+    pub evaluation_interval_ms: i64,
+    pub resend_delay_ms: i64,
 }
 
 /// What alerts need on their way out, replaced on reload.
@@ -102,6 +113,10 @@ impl AppState {
     #[cfg(test)]
     pub fn set_bearer_token_for_test(&self, token: Option<String>) {
         self.live.write().unwrap_or_else(PoisonError::into_inner).bearer_token = token;
+    }
+
+    pub fn backtest_defaults(&self) -> BacktestDefaults {
+        self.live.read().unwrap_or_else(PoisonError::into_inner).backtest.clone()
     }
 
     pub fn query_timeout(&self) -> Duration {
@@ -173,6 +188,12 @@ impl AppState {
             live.retention_ms = cfg.storage.retention_ms;
             live.checkpoint_interval_ms = cfg.storage.checkpoint_interval_ms;
             live.query_timeout = Duration::from_millis(cfg.limits.query_timeout_ms.max(1) as u64);
+            live.backtest = BacktestDefaults {
+                external_labels: cfg.global.external_labels.clone(),
+                external_url: self.external_url.clone(),
+                evaluation_interval_ms: cfg.global.evaluation_interval_ms,
+                resend_delay_ms: cfg.alerting.resend_delay_ms,
+            };
         }
         *self.sink.write().unwrap_or_else(PoisonError::into_inner) = SinkSettings {
             alert_relabel: cfg.alerting.alert_relabel_configs.clone(),
@@ -423,6 +444,12 @@ pub fn build(
             retention_ms: 15 * 24 * 3_600_000,
             checkpoint_interval_ms: 5 * 60_000,
             query_timeout: Duration::from_secs(120),
+            backtest: BacktestDefaults {
+                external_labels: Labels::empty(),
+                external_url: String::new(),
+                evaluation_interval_ms: 60_000,
+                resend_delay_ms: tocsin_engine::rules::group::DEFAULT_RESEND_DELAY_MS,
+            },
         }),
         sink,
         opts,

@@ -2,6 +2,7 @@
 //! promtool-style clients work unchanged), ingestion, self-monitoring and
 //! lifecycle endpoints. Built as `router(state)` so tests drive it in-process.
 
+mod backtest;
 mod ingest;
 pub use tocsin_engine::json;
 mod modules;
@@ -108,6 +109,7 @@ with_params!(h_alerts, status::alerts);
 with_params!(h_rules, status::rules);
 with_params!(h_targets, status::targets);
 with_params!(h_metadata, status::metadata);
+with_params!(h_backtest, backtest::backtest_rules);
 
 async fn h_label_values(
     State(s): State<Arc<AppState>>,
@@ -153,6 +155,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/reload", post(status::reload).put(status::reload))
         .route("/api/v1/modules", post(modules::upload))
         .route("/api/v1/modules/{name}", axum::routing::delete(modules::delete))
+        // Not a write, but it runs arbitrary rules over sent data for as
+        // long as they take: guarded like the endpoints that change things.
+        .route("/api/v1/backtest", post(h_backtest))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/v1/query", get(h_query).post(h_query))

@@ -285,3 +285,98 @@ async fn the_playground_is_served_at_the_root_gzip_when_accepted() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("Rule groups"));
 }
+
+fn form(pairs: &[(&str, &str)]) -> Request<Body> {
+    Request::post("/api/v1/backtest")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(serde_urlencoded::to_string(pairs).unwrap()))
+        .unwrap()
+}
+
+async fn backtest(s: &Arc<AppState>, pairs: &[(&str, &str)]) -> (StatusCode, Value) {
+    let (st, body) = call(s, form(pairs)).await;
+    (st, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+}
+
+const HIGH: &str = "groups:\n- name: g\n  interval: 1m\n  rules:\n  - alert: High\n    expr: x > 5\n    for: 2m\n    annotations: {summary: '{{ $labels.job }} is {{ $value }}'}\n";
+
+fn transitions(v: &Value) -> Vec<(String, String)> {
+    v["data"]["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["time"].as_str().unwrap().to_owned(), t["to"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn backtest_over_sent_data() {
+    let s = state();
+    let data =
+        "interval: 1m\ninput_series:\n- series: 'x{job=\"a\"}'\n  values: '1 1 9 9 9 9 1 1'\n";
+    let (st, v) = backtest(&s, &[("rules", HIGH), ("data", data)]).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["data"]["evaluations"], 8, "{v}");
+    assert_eq!(
+        transitions(&v),
+        [
+            ("1970-01-01T00:02:00Z", "pending"),
+            ("1970-01-01T00:04:00Z", "firing"),
+            ("1970-01-01T00:06:00Z", "resolved")
+        ]
+        .map(|(t, st)| (t.to_owned(), st.to_owned()))
+    );
+    let sent = &v["data"]["notifications"][0]["alerts"][0];
+    assert_eq!(sent["annotations"]["summary"], "a is 9", "{v}");
+}
+
+#[tokio::test]
+async fn backtest_over_the_services_own_data_leaves_it_untouched() {
+    let s = state();
+    let x = Labels::from_pairs(&[("__name__", "x"), ("job", "live")]);
+    for m in 0..10i64 {
+        s.head.append_labels(&x, m * 60_000, if (3..7).contains(&m) { 9.0 } else { 1.0 }).unwrap();
+    }
+    let before = s.head.stats().series;
+    let (st, v) =
+        backtest(&s, &[("rules", HIGH), ("start", "0"), ("end", "540"), ("step", "1m")]).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let states: Vec<String> = transitions(&v).into_iter().map(|(_, st)| st).collect();
+    assert_eq!(states, ["pending", "firing", "resolved"], "{v}");
+    assert_eq!(s.head.stats().series, before, "the backtest wrote into the live head");
+}
+
+#[tokio::test]
+async fn backtest_errors_say_what_is_wrong() {
+    let s = state();
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("data", "x 1 0\n")], "\"rules\""),
+        (&[("rules", "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x >\n")], "rules:5:"),
+        (&[("rules", HIGH)], "both are needed"),
+        (
+            &[
+                (
+                    "rules",
+                    "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: '{job=\"a\"} > 1'\n",
+                ),
+                ("start", "0"),
+                ("end", "60"),
+            ],
+            "without a metric name",
+        ),
+        (
+            &[("rules", HIGH), ("data", "x 1 0\n"), ("start", "0"), ("end", "100000000")],
+            "limit 100000",
+        ),
+        (&[("rules", HIGH), ("data", "x{ 1 0\n")], "data:1:"),
+        (&[("rules", HIGH), ("data", "x 1 0\n"), ("external_label", "nope")], "NAME=VALUE"),
+    ];
+    for (pairs, want) in cases {
+        let (st, v) = backtest(&s, pairs).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{pairs:?}: {v}");
+        assert_eq!(v["errorType"], "bad_data");
+        let msg = v["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(want), "{pairs:?}: {msg:?} does not say {want:?}");
+    }
+}

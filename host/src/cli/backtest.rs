@@ -16,7 +16,6 @@ use tocsin_engine::rules::backtest::{
 };
 use tocsin_engine::rules::group::DEFAULT_RESEND_DELAY_MS;
 use tocsin_engine::rules::unittest::parse_time;
-use tocsin_engine::rules::{Group, ParseOptions, parse_rule_file};
 use tocsin_engine::storage::Head;
 
 pub struct Args {
@@ -47,9 +46,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(s) => parse_time(s).map_err(anyhow::Error::msg).context("--to")?,
         None => data_max,
     };
-    if to < from {
-        bail!("--to ({}) is before --from ({})", format_rfc3339(to), format_rfc3339(from));
-    }
     let step_ms = match &args.step {
         Some(s) => {
             let d = parse_duration(s).map_err(anyhow::Error::msg).context("--step")?;
@@ -68,23 +64,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ext.push((k.to_owned(), v.to_owned()));
     }
 
-    let mut groups = Vec::new();
-    let mut bad = false;
+    let mut files = Vec::new();
     for f in &args.rules {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading {f}"))?;
-        match parse_rule_file(f, &text, ParseOptions::default()) {
-            Ok(rf) => groups.extend(rf.groups.iter().map(|g| Group::new(f, g, 60_000, 0))),
-            Err(errs) => {
-                bad = true;
-                for e in errs {
-                    eprintln!("{e}");
-                }
+        files
+            .push((f.clone(), std::fs::read_to_string(f).with_context(|| format!("reading {f}"))?));
+    }
+    let mut groups = match crate::backtest::parse_groups(&files, 60_000) {
+        Ok(groups) => groups,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
             }
+            return Ok(ExitCode::from(1));
         }
-    }
-    if bad {
-        return Ok(ExitCode::from(1));
-    }
+    };
     let opts = BacktestOptions {
         from_ms: from,
         to_ms: to,
@@ -94,12 +87,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         resend_delay_ms: DEFAULT_RESEND_DELAY_MS,
         capture_alert_values: false,
     };
+    crate::backtest::check(&groups, &opts, MAX_EVALUATIONS).map_err(anyhow::Error::msg)?;
     let total = evaluation_count(&groups, &opts);
-    if total > MAX_EVALUATIONS {
-        bail!(
-            "{total} group evaluations requested; narrow --from/--to or use a larger --step (limit {MAX_EVALUATIONS})"
-        );
-    }
     let show_progress = std::io::stderr().is_terminal() && total >= 2000;
     let mut last_pct = 0;
     let runtime = super::OfflineRuntime::default();
