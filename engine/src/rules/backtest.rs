@@ -236,11 +236,14 @@ fn backtest_with(
     let mut done = 0u64;
     let mut result = BacktestResult::default();
     let mut failing: Vec<Vec<bool>> = groups.iter().map(|g| vec![false; g.rules.len()]).collect();
-    let mut capture: BTreeMap<(usize, usize, Labels), usize> = BTreeMap::new();
+    // Per group and rule: each alert's index in `alert_values`.
+    let mut capture: Vec<Vec<BTreeMap<Labels, usize>>> =
+        groups.iter().map(|g| vec![BTreeMap::new(); g.rules.len()]).collect();
     for (ts, due) in schedule(groups, opts) {
         for gi in due {
             let group = &mut groups[gi];
-            let before: Vec<BTreeMap<Labels, AlertState>> = group
+            // Sorted by labels, as the active map iterates.
+            let before: Vec<Vec<(Labels, AlertState)>> = group
                 .rules
                 .iter()
                 .map(|r| r.alerts.active.iter().map(|(l, a)| (l.clone(), a.state)).collect())
@@ -288,16 +291,20 @@ fn backtest_with(
                         if a.state == AlertState::Inactive {
                             continue;
                         }
-                        let key = (gi, ri, labels.clone());
-                        let slot = *capture.entry(key).or_insert_with(|| {
-                            result.alert_values.push(AlertValues {
-                                group: group.name.clone(),
-                                rule: rule.spec.name.clone(),
-                                labels: labels.clone(),
-                                points: Vec::new(),
-                            });
-                            result.alert_values.len() - 1
-                        });
+                        let slots = &mut capture[gi][ri];
+                        let slot = match slots.get(labels) {
+                            Some(&slot) => slot,
+                            None => {
+                                result.alert_values.push(AlertValues {
+                                    group: group.name.clone(),
+                                    rule: rule.spec.name.clone(),
+                                    labels: labels.clone(),
+                                    points: Vec::new(),
+                                });
+                                slots.insert(labels.clone(), result.alert_values.len() - 1);
+                                result.alert_values.len() - 1
+                            }
+                        };
                         result.alert_values[slot].points.push((ts, a.value, a.state));
                     }
                 }
@@ -317,7 +324,7 @@ fn backtest_with(
                         })
                     };
                 for (labels, a) in &rule.alerts.active {
-                    let was = prev.get(labels).copied();
+                    let was = prev.binary_search_by(|(l, _)| l.cmp(labels)).ok().map(|i| prev[i].1);
                     let to = match (was, a.state) {
                         (Some(w), s) if w == s => continue,
                         (_, AlertState::Pending) => TransitionTo::Pending,
