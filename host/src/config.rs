@@ -162,7 +162,9 @@ pub struct ModulesConfig {
     pub max_module_bytes: usize,
     pub timeout_ms: i64,
     pub memory_limit: usize,
-    pub max_output_samples: usize,
+    /// Budgets of one evaluation the engine enforces (outputs, host calls,
+    /// query samples, state).
+    pub limits: tocsin_engine::rules::wasm::WasmLimits,
 }
 
 /// A scrape target after Prometheus's label population and relabelling.
@@ -240,7 +242,7 @@ impl Default for ModulesConfig {
             max_module_bytes: 16 * MIB,
             timeout_ms: SECOND,
             memory_limit: 64 * MIB,
-            max_output_samples: 10_000,
+            limits: tocsin_engine::rules::wasm::WasmLimits::default(),
         }
     }
 }
@@ -399,7 +401,17 @@ const STORAGE: &[&str] = &["retention", "checkpoint_interval"];
 const STORAGE_PROM: &[&str] = &["tsdb", "exemplars"];
 const LIMITS: &[&str] = &["max_body_bytes", "query_max_samples", "lookback_delta", "query_timeout"];
 const AUTH: &[&str] = &["bearer_token", "bearer_token_file"];
-const MODULES: &[&str] = &["max_module_bytes", "timeout", "memory_limit", "max_output_samples"];
+const MODULES: &[&str] = &[
+    "max_module_bytes",
+    "timeout",
+    "memory_limit",
+    "max_output_samples",
+    "max_output_bytes",
+    "max_host_calls",
+    "max_query_samples",
+    "max_state_bytes",
+    "max_log_lines",
+];
 
 // ---------------------------------------------------------------------------
 
@@ -1200,7 +1212,17 @@ impl Parser<'_> {
         m.max_module_bytes = size(&f, "max_module_bytes")?.unwrap_or(m.max_module_bytes);
         m.timeout_ms = duration(&f, "timeout")?.unwrap_or(m.timeout_ms);
         m.memory_limit = size(&f, "memory_limit")?.unwrap_or(m.memory_limit);
-        m.max_output_samples = count(&f, "max_output_samples")?.unwrap_or(m.max_output_samples);
+        let l = &mut m.limits;
+        l.max_output_samples = count(&f, "max_output_samples")?.unwrap_or(l.max_output_samples);
+        l.max_output_bytes = size(&f, "max_output_bytes")?.unwrap_or(l.max_output_bytes);
+        if let Some(n) = count(&f, "max_host_calls")? {
+            l.max_host_calls = u32::try_from(n).map_err(|_| {
+                YamlError::new(node.pos, format!("max_host_calls: {n} is more than {}", u32::MAX))
+            })?;
+        }
+        l.max_query_samples = count(&f, "max_query_samples")?.unwrap_or(l.max_query_samples);
+        l.max_state_bytes = size(&f, "max_state_bytes")?.unwrap_or(l.max_state_bytes);
+        l.max_log_lines = count(&f, "max_log_lines")?.unwrap_or(l.max_log_lines);
         Ok(())
     }
 }
@@ -1398,7 +1420,7 @@ mod tests {
             assert_eq!(c.modules.max_module_bytes, 16 << 20);
             assert_eq!(c.modules.timeout_ms, 1000);
             assert_eq!(c.modules.memory_limit, 64 << 20);
-            assert_eq!(c.modules.max_output_samples, 10_000);
+            assert_eq!(c.modules.limits.max_output_samples, 10_000);
             assert_eq!(c.alerting.resend_delay_ms, 60_000);
             assert_eq!(c.auth.bearer_token, None);
         }
@@ -1588,7 +1610,7 @@ mod tests {
     fn tocsin_sections() {
         let (c, w) = parse(
             "limits:\n  max_body_bytes: 1GiB\n  query_max_samples: 1000\n  lookback_delta: 1m\n  query_timeout: 30s\n\
-             modules:\n  max_module_bytes: 1048576\n  timeout: 250ms\n  memory_limit: 128MB\n  max_output_samples: 5\n\
+             modules:\n  max_module_bytes: 1048576\n  timeout: 250ms\n  memory_limit: 128MB\n  max_output_samples: 5\n  max_output_bytes: 1MiB\n  max_host_calls: 20\n  max_query_samples: 1000\n  max_state_bytes: 4KiB\n  max_log_lines: 3\n\
              storage:\n  checkpoint_interval: 1m\n\
              auth:\n  bearer_token: t0k\n\
              alerting:\n  resend_delay: 30s\n  webhooks:\n    - url: http://hook:8080/alerts\n      timeout: 2s\n\
@@ -1609,7 +1631,15 @@ mod tests {
                 max_module_bytes: 1 << 20,
                 timeout_ms: 250,
                 memory_limit: 128 << 20,
-                max_output_samples: 5
+                limits: tocsin_engine::rules::wasm::WasmLimits {
+                    max_output_samples: 5,
+                    max_output_bytes: 1 << 20,
+                    max_host_calls: 20,
+                    max_query_samples: 1000,
+                    max_state_bytes: 4 << 10,
+                    max_log_lines: 3,
+                    ..Default::default()
+                }
             }
         );
         assert_eq!(c.storage.checkpoint_interval_ms, 60_000);
@@ -1621,7 +1651,7 @@ mod tests {
         );
         let rw = &c.remote_write[0];
         assert_eq!((rw.remote_timeout_ms, rw.bearer_token.as_deref()), (30_000, Some("abc")));
-        assert_eq!(w, ["t.yml:22:5: headers is not supported by tocsin and is ignored"]);
+        assert_eq!(w, ["t.yml:27:5: headers is not supported by tocsin and is ignored"]);
         assert!(error("remote_write:\n  - name: x\n").contains("url for remote_write is empty"));
         assert!(error("limits:\n  max_body_bytes: lots\n").contains("invalid size \"lots\""));
         assert!(

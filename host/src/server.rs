@@ -473,10 +473,7 @@ pub fn service_wasm_host(cfg: &Config) -> Result<Arc<WasmHost>, String> {
     })?;
     let limits = RunLimits {
         timeout: Duration::from_millis(cfg.modules.timeout_ms.max(1) as u64),
-        engine: tocsin_engine::rules::wasm::WasmLimits {
-            max_output_samples: cfg.modules.max_output_samples,
-            ..Default::default()
-        },
+        engine: cfg.modules.limits.clone(),
         ..RunLimits::default()
     };
     WasmHost::new(sandbox, limits, threads)

@@ -18,7 +18,7 @@ use crate::yaml::{Node, NodeKind, parse_yaml_bool, parse_yaml_float, parse_yaml_
 
 /// Per-evaluation budgets. A module past one gets an error code (host calls)
 /// or its evaluation fails with a message naming the limit (output).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WasmLimits {
     pub max_host_calls: u32,
     /// Samples all of one evaluation's queries may return together.
