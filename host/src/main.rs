@@ -1,20 +1,10 @@
-//! `tocsin`: the tocsin service and command-line tool.
-
-mod api;
-mod backtest;
-mod cli;
-mod config;
-mod metrics;
-mod notifier;
-mod scheduler;
-mod scrape;
-mod server;
-mod wal;
-mod wasm;
+//! `tocsin`: the tocsin service and command-line tool. This file only turns
+//! flags into calls; everything else is the `tocsin_host` library.
 
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use tocsin_host::{api, cli, server};
 
 /// tocsin: an alert-rule and metrics engine. Evaluates Prometheus rule files and
 /// rules written in Rust (compiled to WebAssembly) and sends alerts to

@@ -32,6 +32,10 @@
 //! contract). A rule error, and a panic, reach the host as the rule's error with
 //! their message: a panic through the `tocsin_v1::panic` import right before the
 //! module traps, since rules are built with `panic = "abort"`.
+//!
+//! On wasm32 the SDK installs a global allocator made for instances that live
+//! for one evaluation (the `allocator` feature, on by default; turn it off to
+//! bring your own).
 
 use std::fmt;
 
@@ -39,11 +43,17 @@ pub use serde;
 pub use tocsin_abi as abi;
 pub use tocsin_abi::{Labels, OutSample, Series};
 
+#[cfg(all(target_arch = "wasm32", feature = "allocator"))]
+mod allocator;
 mod context;
 #[doc(hidden)]
 pub mod guest;
 #[cfg(not(target_arch = "wasm32"))]
 mod testing;
+
+#[cfg(all(target_arch = "wasm32", feature = "allocator"))]
+#[global_allocator]
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 pub use context::Context;
 pub use guest::{Call, Host, evaluate_encoded};

@@ -10,22 +10,28 @@
 //! guest's host calls travel to it over a channel and the answer comes
 //! back, so the engine's [`HostCalls`] answer them exactly as in the
 //! browser, with no shared-state tricks.
+//!
+//! Each side of a hand-off looks for the other's message for a moment
+//! ([`SPIN`]) before it sleeps: waking a sleeping thread costs more than a
+//! trivial evaluation on the VMs tocsin runs on. `benches/wasm.rs` measures
+//! an evaluation and its stages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::{
-    Caller, Extern, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap, ValType,
+    Caller, Extern, Instance, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap, ValType,
 };
 
 use tocsin_abi::{ABI_VERSION, ErrorCode, export, import};
 use tocsin_engine::rules::wasm::{HostCalls, ModuleRuntime};
 
 use super::sandbox::{
-    Deadline, EPOCH_TICK, FUEL_PER_MS, Interface, Sandbox, Signature, root_cause,
+    Deadline, EPOCH_TICK, FUEL_PER_MS, Interface, Sandbox, SandboxOptions, Signature, root_cause,
 };
 
 const I32: ValType = ValType::I32;
@@ -145,7 +151,7 @@ pub struct WasmHost {
     sandbox: Arc<Sandbox>,
     linker: Linker<Guest>,
     modules: RwLock<HashMap<String, Arc<Loaded>>>,
-    jobs: Mutex<Sender<Job>>,
+    jobs: Arc<Queue>,
     pub limits: RunLimits,
     health: Mutex<HashMap<String, Health>>,
     metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
@@ -173,21 +179,20 @@ impl WasmHost {
         threads: usize,
     ) -> Result<Arc<Self>, String> {
         let linker = linker(sandbox.engine()).map_err(|e| root_cause(&e))?;
-        let (tx, rx) = channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        let jobs = Arc::new(Queue::default());
         for i in 0..threads.max(1) {
-            let rx = rx.clone();
+            let jobs = jobs.clone();
             let sandbox = sandbox.clone();
             std::thread::Builder::new()
                 .name(format!("tocsin-wasm-{i}"))
-                .spawn(move || worker(&sandbox, &rx))
+                .spawn(move || worker(&sandbox, &jobs))
                 .map_err(|e| format!("starting a wasm worker: {e}"))?;
         }
         Ok(Arc::new(WasmHost {
             sandbox,
             linker,
             modules: RwLock::new(HashMap::new()),
-            jobs: Mutex::new(tx),
+            jobs,
             limits,
             health: Mutex::new(HashMap::new()),
             metrics: std::sync::OnceLock::new(),
@@ -302,6 +307,17 @@ impl WasmHost {
         Ok(loaded)
     }
 
+    /// A fresh instance of module `name` made on the calling thread, as a
+    /// pool thread makes one for every evaluation, for the benchmark that
+    /// times instantiation, the guest's call and the hand-off apart
+    /// (`benches/wasm.rs`). Nothing answers its host calls: they fail with
+    /// the call-limit code.
+    pub fn instantiate_here(&self, name: &str) -> Result<FreshInstance<'_>, String> {
+        let loaded = self.lookup(name)?;
+        let (events, _) = channel();
+        FreshInstance::new(&self.sandbox, &loaded, events, &self.limits)
+    }
+
     /// Runs one evaluation; see [`ModuleRuntime::run`].
     pub fn run_module(
         &self,
@@ -323,11 +339,7 @@ impl WasmHost {
         let started = Instant::now();
         let (events, rx) = channel();
         let job = Job { loaded, request: request.to_vec(), events, limits: self.limits.clone() };
-        self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(job)
-            .map_err(|_| "the wasm worker pool has stopped".to_owned())?;
+        self.jobs.push(job);
         let result = serve_calls(&rx, host).map_err(|e| match host.panic_message() {
             Some(msg) => format!("module {name:?} panicked: {msg}"),
             None => format!("module {name:?}: {e}"),
@@ -340,7 +352,7 @@ impl WasmHost {
 /// Answers the guest's calls until it is done.
 fn serve_calls(rx: &Receiver<Event>, host: &mut HostCalls<'_>) -> Result<Vec<u8>, String> {
     loop {
-        match rx.recv() {
+        match receive(rx) {
             Ok(Event::Call(call, reply)) => {
                 let answer = match call {
                     Call::Query(b) => Answer::Int(host.query(&b)),
@@ -379,12 +391,91 @@ impl ModuleRuntime for WasmHost {
     }
 }
 
-fn worker(sandbox: &Sandbox, jobs: &Mutex<Receiver<Job>>) {
-    loop {
-        let job = match jobs.lock().unwrap_or_else(PoisonError::into_inner).recv() {
-            Ok(job) => job,
-            Err(_) => return,
-        };
+/// The guest pool's jobs. A `Mutex<Receiver>` shared by the workers made an
+/// idle worker wake up and fight for the lock on every job; here workers
+/// look for [`SPIN`] before they sleep, and are only woken when asleep.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    /// Jobs waiting, readable without the lock.
+    waiting: AtomicUsize,
+    /// A worker is looking for jobs.
+    looking: AtomicBool,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    sleeping: usize,
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, job: Job) {
+        let mut state = self.lock();
+        state.jobs.push_back(job);
+        self.waiting.fetch_add(1, Ordering::Release);
+        if state.sleeping > 0 {
+            self.ready.notify_one();
+        }
+    }
+
+    fn take(&self, state: &mut QueueState) -> Option<Job> {
+        let job = state.jobs.pop_front()?;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        Some(job)
+    }
+
+    /// The next job; `None` once the host is gone.
+    fn pop(&self) -> Option<Job> {
+        // One worker looks at a time: more only take cores from the guests
+        // and the evaluating threads (measured: the lowest latency and the
+        // best throughput with 1 and 2 evaluating threads).
+        if !self.looking.swap(true, Ordering::Acquire) {
+            let spun = spin(|| {
+                if self.waiting.load(Ordering::Acquire) == 0 {
+                    return None;
+                }
+                self.take(&mut self.lock())
+            });
+            self.looking.store(false, Ordering::Release);
+            if spun.is_some() {
+                return spun;
+            }
+        }
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = self.take(&mut state) {
+                return Some(job);
+            }
+            if state.closed {
+                return None;
+            }
+            state.sleeping += 1;
+            state = self.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.sleeping -= 1;
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+impl Drop for WasmHost {
+    fn drop(&mut self) {
+        self.jobs.close();
+    }
+}
+
+fn worker(sandbox: &Sandbox, jobs: &Queue) {
+    while let Some(job) = jobs.pop() {
         let events = job.events.clone();
         let result = evaluate(sandbox, job);
         let _ = events.send(Event::Done(result));
@@ -419,7 +510,42 @@ fn ask(caller: &Caller<'_, Guest>, call: Call) -> Answer {
     if caller.data().events.send(Event::Call(call, tx)).is_err() {
         return Answer::Int(ErrorCode::CallLimit as i32);
     }
-    rx.recv().unwrap_or(Answer::Int(ErrorCode::CallLimit as i32))
+    receive(&rx).unwrap_or(Answer::Int(ErrorCode::CallLimit as i32))
+}
+
+/// How long a thread waiting for the other side of the hand-off (a job, a
+/// guest's call or result, an answer) keeps looking before it sleeps.
+/// Waking a sleeping thread costs 20–50 µs of latency on this class of
+/// VM (a thread ping-pong over channels measured 50 µs a round trip: an
+/// idle vCPU halts, and waking it is the hypervisor's business), several
+/// times a trivial evaluation. A thread looking yields between looks, so
+/// it gives its core to any runnable thread, the guest's included.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// `poll` until it gives something or [`SPIN`] has passed.
+fn spin<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    let begin = Instant::now();
+    loop {
+        if let Some(v) = poll() {
+            return Some(v);
+        }
+        if begin.elapsed() >= SPIN {
+            return None;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// `rx.recv()`, looking for [`SPIN`] before sleeping.
+fn receive<T>(rx: &Receiver<T>) -> Result<T, std::sync::mpsc::RecvError> {
+    match spin(|| match rx.try_recv() {
+        Ok(v) => Some(Ok(v)),
+        Err(TryRecvError::Disconnected) => Some(Err(std::sync::mpsc::RecvError)),
+        Err(TryRecvError::Empty) => None,
+    }) {
+        Some(r) => r,
+        None => rx.recv(),
+    }
 }
 
 const MAX_CALL_BYTES: usize = 1 << 20;
@@ -475,93 +601,133 @@ fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Guest>> {
 
 /// One evaluation in a fresh instance, on a pool thread.
 fn evaluate(sandbox: &Sandbox, job: Job) -> Result<Vec<u8>, String> {
-    let opts = sandbox.options();
-    let guest = Guest {
-        limiter: Limiter { memory_bytes: opts.memory_bytes, refused: None },
-        events: job.events,
-    };
-    let mut store = Store::new(sandbox.engine(), guest);
-    store.limiter(|g| &mut g.limiter);
-    let timeout = job.limits.timeout;
-    match opts.deadline {
-        Deadline::Epochs => {
-            let ticks = (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-            store.set_epoch_deadline(ticks);
-            store.epoch_deadline_trap();
-        }
-        Deadline::Fuel => {
-            store.set_fuel(timeout.as_millis() as u64 * FUEL_PER_MS).map_err(|e| root_cause(&e))?;
-        }
-    }
-    let started = Instant::now();
-    let explain = |store: &Store<Guest>, e: wasmtime::Error| -> String {
-        if let Some(bytes) = store.data().limiter.refused {
-            return format!(
-                "exceeded its memory limit of {} MiB (tried to grow to {} MiB)",
-                opts.memory_bytes >> 20,
-                bytes >> 20
-            );
-        }
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => format!(
-                "exceeded its time limit of {timeout:?} (stopped after {:?})",
-                started.elapsed()
-            ),
-            Some(Trap::OutOfFuel) => {
-                format!("exceeded its instruction budget (time limit {timeout:?})")
+    FreshInstance::new(sandbox, &job.loaded, job.events, &job.limits)?.evaluate(&job.request)
+}
+
+/// A new instance of a module with its own store, deadline and memory
+/// limit: what a pool thread makes for every evaluation, so that nothing a
+/// guest leaves behind reaches the next one.
+pub struct FreshInstance<'a> {
+    store: Store<Guest>,
+    instance: Instance,
+    opts: &'a SandboxOptions,
+    limits: &'a RunLimits,
+    started: Instant,
+}
+
+impl<'a> FreshInstance<'a> {
+    fn new(
+        sandbox: &'a Sandbox,
+        loaded: &Loaded,
+        events: Sender<Event>,
+        limits: &'a RunLimits,
+    ) -> Result<Self, String> {
+        let opts = sandbox.options();
+        let guest =
+            Guest { limiter: Limiter { memory_bytes: opts.memory_bytes, refused: None }, events };
+        let mut store = Store::new(sandbox.engine(), guest);
+        store.limiter(|g| &mut g.limiter);
+        match opts.deadline {
+            Deadline::Epochs => {
+                let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+                store.set_epoch_deadline(ticks);
+                store.epoch_deadline_trap();
             }
-            Some(Trap::StackOverflow) => "overflowed its stack".into(),
-            Some(trap) => format!("trapped: {trap}"),
-            None => root_cause(&e),
+            Deadline::Fuel => {
+                let fuel = limits.timeout.as_millis() as u64 * FUEL_PER_MS;
+                store.set_fuel(fuel).map_err(|e| root_cause(&e))?;
+            }
         }
-    };
-    let instance = job.loaded.pre.instantiate(&mut store).map_err(|e| explain(&store, e))?;
-    let version = instance
-        .get_typed_func::<(), i32>(&mut store, export::ABI_VERSION)
-        .and_then(|f| f.call(&mut store, ()))
-        .map_err(|e| explain(&store, e))?;
-    if version != ABI_VERSION as i32 {
-        return Err(format!(
-            "was built for ABI version {version}; this host speaks version {ABI_VERSION}"
-        ));
+        let started = Instant::now();
+        match loaded.pre.instantiate(&mut store) {
+            Ok(instance) => Ok(FreshInstance { store, instance, opts, limits, started }),
+            Err(e) => Err(explain(&store, opts, limits, started, e)),
+        }
     }
-    let len = i32::try_from(job.request.len()).map_err(|_| "request too large".to_owned())?;
-    let ptr = instance
-        .get_typed_func::<i32, i32>(&mut store, export::ALLOC)
-        .and_then(|f| f.call(&mut store, len))
-        .map_err(|e| explain(&store, e))?;
-    if ptr <= 0 {
-        return Err("could not allocate its request buffer".into());
+
+    /// Checks the ABI version, copies `request` into the guest, calls
+    /// `tocsin_evaluate` and copies the response out.
+    pub fn evaluate(mut self, request: &[u8]) -> Result<Vec<u8>, String> {
+        let instance = self.instance;
+        let store = &mut self.store;
+        let (opts, limits, started) = (self.opts, self.limits, self.started);
+        let fail = |store: &Store<Guest>, e| explain(store, opts, limits, started, e);
+        let version = instance
+            .get_typed_func::<(), i32>(&mut *store, export::ABI_VERSION)
+            .and_then(|f| f.call(&mut *store, ()))
+            .map_err(|e| fail(store, e))?;
+        if version != ABI_VERSION as i32 {
+            return Err(format!(
+                "was built for ABI version {version}; this host speaks version {ABI_VERSION}"
+            ));
+        }
+        let len = i32::try_from(request.len()).map_err(|_| "request too large".to_owned())?;
+        let ptr = instance
+            .get_typed_func::<i32, i32>(&mut *store, export::ALLOC)
+            .and_then(|f| f.call(&mut *store, len))
+            .map_err(|e| fail(store, e))?;
+        if ptr <= 0 {
+            return Err("could not allocate its request buffer".into());
+        }
+        let mem = instance
+            .get_memory(&mut *store, export::MEMORY)
+            .ok_or_else(|| "has no memory export".to_owned())?;
+        mem.write(&mut *store, ptr as usize, request)
+            .map_err(|_| "returned a request buffer outside its memory".to_owned())?;
+        let packed = instance
+            .get_typed_func::<(i32, i32), i64>(&mut *store, export::EVALUATE)
+            .and_then(|f| f.call(&mut *store, (ptr, len)))
+            .map_err(|e| fail(store, e))?;
+        if packed < 0 {
+            return Err(format!("refused the evaluation with error code {packed}"));
+        }
+        let (rptr, rlen) = ((packed as u64 >> 32) as usize, (packed as u64 & 0xffff_ffff) as usize);
+        if rlen > limits.max_message_bytes {
+            return Err(format!(
+                "returned {rlen} bytes, more than the limit of {}",
+                limits.max_message_bytes
+            ));
+        }
+        mem.data(&*store)
+            .get(rptr..rptr + rlen)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| "returned a response outside its memory".to_owned())
     }
-    let mem = instance
-        .get_memory(&mut store, export::MEMORY)
-        .ok_or_else(|| "has no memory export".to_owned())?;
-    mem.write(&mut store, ptr as usize, &job.request)
-        .map_err(|_| "returned a request buffer outside its memory".to_owned())?;
-    let packed = instance
-        .get_typed_func::<(i32, i32), i64>(&mut store, export::EVALUATE)
-        .and_then(|f| f.call(&mut store, (ptr, len)))
-        .map_err(|e| explain(&store, e))?;
-    if packed < 0 {
-        return Err(format!("refused the evaluation with error code {packed}"));
+}
+
+/// Why a guest stopped, in words for the rule's error.
+fn explain(
+    store: &Store<Guest>,
+    opts: &SandboxOptions,
+    limits: &RunLimits,
+    started: Instant,
+    e: wasmtime::Error,
+) -> String {
+    if let Some(bytes) = store.data().limiter.refused {
+        return format!(
+            "exceeded its memory limit of {} MiB (tried to grow to {} MiB)",
+            opts.memory_bytes >> 20,
+            bytes >> 20
+        );
     }
-    let (rptr, rlen) = ((packed as u64 >> 32) as usize, (packed as u64 & 0xffff_ffff) as usize);
-    if rlen > job.limits.max_message_bytes {
-        return Err(format!(
-            "returned {rlen} bytes, more than the limit of {}",
-            job.limits.max_message_bytes
-        ));
+    let timeout = limits.timeout;
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => format!(
+            "exceeded its time limit of {timeout:?} (stopped after {:?})",
+            started.elapsed()
+        ),
+        Some(Trap::OutOfFuel) => {
+            format!("exceeded its instruction budget (time limit {timeout:?})")
+        }
+        Some(Trap::StackOverflow) => "overflowed its stack".into(),
+        Some(trap) => format!("trapped: {trap}"),
+        None => root_cause(&e),
     }
-    mem.data(&store)
-        .get(rptr..rptr + rlen)
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| "returned a response outside its memory".to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wasm::sandbox::SandboxOptions;
     use tocsin_abi::{EvalResponse, Message, OutSample, QueryRequest};
     use tocsin_engine::Labels;
     use tocsin_engine::promql::Engine;
@@ -831,7 +997,7 @@ groups:
         );
     }
 
-    /// `cargo test -p tocsin-host --release --bin tocsin measure_evaluation -- --ignored --nocapture`
+    /// `cargo test -p tocsin-host --release --lib measure_evaluation -- --ignored --nocapture`
     #[test]
     #[ignore = "a measurement, not a check"]
     fn measure_evaluation() {
