@@ -119,6 +119,11 @@ impl AppState {
         self.live.read().unwrap_or_else(PoisonError::into_inner).backtest.clone()
     }
 
+    #[cfg(test)]
+    pub fn set_query_timeout_for_test(&self, limit: Duration) {
+        self.live.write().unwrap_or_else(PoisonError::into_inner).query_timeout = limit;
+    }
+
     pub fn query_timeout(&self) -> Duration {
         self.live.read().unwrap_or_else(PoisonError::into_inner).query_timeout
     }

@@ -210,7 +210,12 @@ impl Session {
             ));
         }
         let head = self.base.copy(head_options());
-        let result = backtest(&mut groups, &head, &Engine::default(), &opts, wasm, progress);
+        // The browser stops a run by terminating its worker.
+        let result =
+            backtest(&mut groups, &head, &Engine::default(), &opts, wasm, &mut |done, total| {
+                progress(done, total);
+                std::ops::ControlFlow::Continue(())
+            });
         let eval_step_ms = run.step_ms.unwrap_or_else(|| {
             let mut iv: Vec<i64> = groups.iter().map(|g| g.interval_ms).collect();
             iv.dedup();

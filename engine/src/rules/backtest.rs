@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 
 use crate::duration::format_rfc3339;
 use crate::exposition::{Format, Ingester};
@@ -111,6 +112,8 @@ pub struct BacktestResult {
     /// in which an alerting rule's alerts changed state, its firing alerts
     /// (what a promtool `alert_rule_test` at that time would list).
     pub firing_snapshots: Vec<FiringSnapshot>,
+    /// The run was stopped by its `progress` callback before `to`.
+    pub stopped: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -206,14 +209,16 @@ pub fn evaluation_count(groups: &[Group], opts: &BacktestOptions) -> u64 {
 
 /// Runs the groups over `head` from `opts.from_ms` to `opts.to_ms`. Rule
 /// results are written into `head`, as the service would. `progress` is
-/// called after each evaluation time with (evaluations done, total).
+/// called after each evaluation time with (evaluations done, total); when it
+/// breaks, the run stops there (the engine keeps no clock: deadlines are the
+/// caller's) and the result says so.
 pub fn backtest(
     groups: &mut [Group],
     head: &Head,
     engine: &Engine,
     opts: &BacktestOptions,
     wasm: Option<&dyn ModuleRuntime>,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> BacktestResult {
     backtest_with(groups, head, engine, opts, wasm, progress, true)
 }
@@ -226,7 +231,7 @@ fn backtest_with(
     engine: &Engine,
     opts: &BacktestOptions,
     wasm: Option<&dyn ModuleRuntime>,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
     batch: bool,
 ) -> BacktestResult {
     let total = evaluation_count(groups, opts);
@@ -358,7 +363,10 @@ fn backtest_with(
                 }
             }
         }
-        progress(done, total);
+        if progress(done, total).is_break() {
+            result.stopped = true;
+            break;
+        }
     }
     result
 }
@@ -552,6 +560,7 @@ mod tests {
         let r = backtest(&mut groups, &head, &Engine::default(), &opts, None, &mut |d, t| {
             calls += 1;
             assert!(d <= t);
+            ControlFlow::Continue(())
         });
         assert_eq!(r.evaluations, 16);
         assert_eq!(calls, 16);
@@ -596,13 +605,43 @@ mod tests {
             resend_delay_ms: 60_000,
             capture_alert_values: true,
         };
-        let r = backtest(&mut groups, &head, &Engine::default(), &opts, None, &mut |_, _| {});
+        let r = backtest(&mut groups, &head, &Engine::default(), &opts, None, &mut |_, _| {
+            ControlFlow::Continue(())
+        });
         let steps: Vec<(i64, &str)> =
             r.transitions.iter().map(|t| (t.t / 60_000, t.to.as_str())).collect();
         assert_eq!(steps, vec![(1, "pending"), (2, "inactive")]);
         assert!(r.notifications.is_empty());
         assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
         assert_eq!(r.errors[0].rule, "bad");
+    }
+
+    #[test]
+    fn progress_can_stop_a_run() {
+        let text = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 5\n";
+        let rf = parse_rule_file("r.yml", text, ParseOptions::default()).unwrap();
+        let mut groups: Vec<Group> =
+            rf.groups.iter().map(|g| Group::new("r.yml", g, 60_000, 0)).collect();
+        let head = Head::default();
+        let opts = BacktestOptions {
+            from_ms: 0,
+            to_ms: 60 * 60_000,
+            step_ms: None,
+            external_labels: Labels::empty(),
+            external_url: String::new(),
+            resend_delay_ms: 60_000,
+            capture_alert_values: false,
+        };
+        let r = backtest(&mut groups, &head, &Engine::default(), &opts, None, &mut |done, _| {
+            if done < 3 { ControlFlow::Continue(()) } else { ControlFlow::Break(()) }
+        });
+        assert!(r.stopped);
+        assert_eq!(r.evaluations, 3);
+        let r = backtest(&mut groups, &head, &Engine::default(), &opts, None, &mut |_, _| {
+            ControlFlow::Continue(())
+        });
+        assert!(!r.stopped);
+        assert_eq!(r.evaluations, 61);
     }
 
     /// Batched evaluation must be invisible: every rule form, data shape
@@ -685,7 +724,15 @@ input_series:
                 capture_alert_values: true,
             };
             let engine = Engine::default();
-            let r = backtest_with(&mut groups, &head, &engine, &opts, None, &mut |_, _| {}, batch);
+            let r = backtest_with(
+                &mut groups,
+                &head,
+                &engine,
+                &opts,
+                None,
+                &mut |_, _| ControlFlow::Continue(()),
+                batch,
+            );
             let stored = engine.range(&head, "{__name__=~'.+'}", 0, 7_300_000, 15_000).unwrap();
             (to_json(&r), format!("{:?}", stored.value), r)
         };

@@ -2,10 +2,16 @@
 //! or over the service's own, in a head of the run's own, so the service's
 //! stored series and alerts are never touched.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::StatusCode;
 
 use tocsin_engine::Labels;
-use tocsin_engine::rules::backtest::{BacktestOptions, backtest, head_options, load_data, to_json};
+use tocsin_engine::rules::backtest::{
+    BacktestOptions, backtest, evaluation_count, head_options, load_data, to_json,
+};
 use tocsin_engine::storage::Head;
 
 use super::{ApiError, ApiResult, Params, json};
@@ -48,6 +54,8 @@ pub async fn backtest_rules(state: Arc<AppState>, p: Params) -> ApiResult {
             "invalid parameter \"start\"/\"end\": both are needed to backtest over the service's own data",
         ));
     }
+    let limit = state.query_timeout();
+    let deadline = Instant::now() + limit;
     let live = state.head.clone();
     let engine = state.engine();
     let wasm = state.wasm.clone();
@@ -80,7 +88,24 @@ pub async fn backtest_rules(state: Arc<AppState>, p: Params) -> ApiResult {
             capture_alert_values: false,
         };
         crate::backtest::check(&groups, &opts, MAX_EVALUATIONS).map_err(ApiError::bad_data)?;
-        let result = backtest(&mut groups, &head, &engine, &opts, Some(&*wasm), &mut |_, _| {});
+        let result = backtest(&mut groups, &head, &engine, &opts, Some(&*wasm), &mut |_, _| {
+            if Instant::now() < deadline {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        });
+        if result.stopped {
+            return Err(ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "timeout",
+                message: format!(
+                    "backtest timed out after {} of {} evaluations (limit {limit:?}, the config's limits.query_timeout)",
+                    result.evaluations,
+                    evaluation_count(&groups, &opts)
+                ),
+            });
+        }
         Ok(json::success(&to_json(&result)))
     };
     match tokio::task::spawn_blocking(run).await {

@@ -380,3 +380,14 @@ async fn backtest_errors_say_what_is_wrong() {
         assert!(msg.contains(want), "{pairs:?}: {msg:?} does not say {want:?}");
     }
 }
+
+#[tokio::test]
+async fn a_backtest_past_the_query_timeout_stops_with_503() {
+    let s = state();
+    s.set_query_timeout_for_test(std::time::Duration::from_millis(1));
+    let data = "interval: 1m\ninput_series:\n- series: 'x{job=\"a\"}'\n  values: '1+1x50000'\n";
+    let (st, v) = backtest(&s, &[("rules", HIGH), ("data", data), ("step", "1m")]).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["errorType"], "timeout");
+    assert!(v["error"].as_str().unwrap_or_default().contains("timed out after"), "{v}");
+}

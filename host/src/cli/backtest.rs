@@ -109,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            std::ops::ControlFlow::Continue(())
         },
     );
     if args.json {
