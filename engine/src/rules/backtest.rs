@@ -534,12 +534,15 @@ mod tests {
     use super::*;
     use crate::rules::file::{ParseOptions, parse_rule_file};
 
+    fn groups_of(text: &str) -> Vec<Group> {
+        let rf = parse_rule_file("r.yml", text, ParseOptions::default()).unwrap();
+        rf.groups.iter().map(|g| Group::new("r.yml", g, 60_000, 0)).collect()
+    }
+
     #[test]
     fn timeline_has_pending_firing_resolved_and_notifications() {
         let text = "groups:\n- name: g\n  interval: 1m\n  rules:\n  - alert: High\n    expr: x > 5\n    for: 2m\n";
-        let rf = parse_rule_file("r.yml", text, ParseOptions::default()).unwrap();
-        let mut groups: Vec<Group> =
-            rf.groups.iter().map(|g| Group::new("r.yml", g, 60_000, 0)).collect();
+        let mut groups = groups_of(text);
         let head = Head::default();
         let x = Labels::from_pairs(&[("__name__", "x"), ("job", "a")]);
         // 10 for minutes 3..=8, 1 otherwise.
@@ -584,9 +587,7 @@ mod tests {
     #[test]
     fn cancelled_pending_and_errors_are_reported_once() {
         let text = "groups:\n- name: g\n  rules:\n  - alert: Blip\n    expr: x > 5\n    for: 5m\n  - record: bad\n    expr: x + on(job) group_left y\n";
-        let rf = parse_rule_file("r.yml", text, ParseOptions::default()).unwrap();
-        let mut groups: Vec<Group> =
-            rf.groups.iter().map(|g| Group::new("r.yml", g, 60_000, 0)).collect();
+        let mut groups = groups_of(text);
         let head = Head::default();
         let x = Labels::from_pairs(&[("__name__", "x"), ("job", "a")]);
         for (m, v) in [(0, 1.0), (1, 10.0), (2, 1.0), (3, 1.0)] {
@@ -619,9 +620,7 @@ mod tests {
     #[test]
     fn progress_can_stop_a_run() {
         let text = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 5\n";
-        let rf = parse_rule_file("r.yml", text, ParseOptions::default()).unwrap();
-        let mut groups: Vec<Group> =
-            rf.groups.iter().map(|g| Group::new("r.yml", g, 60_000, 0)).collect();
+        let mut groups = groups_of(text);
         let head = Head::default();
         let opts = BacktestOptions {
             from_ms: 0,
@@ -709,9 +708,7 @@ input_series:
   values: '_x120 1+0x20 _x300'
 "#;
         let run = |step: Option<i64>, batch: bool| {
-            let rf = parse_rule_file("r.yml", rules, ParseOptions::default()).unwrap();
-            let mut groups: Vec<Group> =
-                rf.groups.iter().map(|g| Group::new("r.yml", g, 60_000, 0)).collect();
+            let mut groups = groups_of(rules);
             let head = Head::default();
             load_data(&head, "data.yml", data.as_bytes()).unwrap();
             let opts = BacktestOptions {
