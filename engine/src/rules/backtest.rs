@@ -371,17 +371,34 @@ fn backtest_with(
     result
 }
 
+/// The most samples [`load_data`] expands a data file to: a few bytes of
+/// expanding notation (`0+1x10000000`) stand for many samples, and the
+/// whole expansion is held while it loads.
+pub const MAX_DATA_SAMPLES: usize = 100_000_000;
+
 /// Loads backtest input into `head`: promtool-style `input_series` YAML (a
 /// test file or just its `input_series` part), or exposition text whose
 /// samples carry timestamps. `name` is the file name (its extension decides
 /// when present) and prefixes errors, which read `name:line:col: message`.
+/// YAML that expands to more than [`MAX_DATA_SAMPLES`] samples is refused.
 pub fn load_data(head: &Head, name: &str, bytes: &[u8]) -> Result<(), String> {
+    load_data_bounded(head, name, bytes, MAX_DATA_SAMPLES)
+}
+
+/// [`load_data`] with another bound on the samples YAML expands to.
+pub fn load_data_bounded(
+    head: &Head,
+    name: &str,
+    bytes: &[u8],
+    max_samples: usize,
+) -> Result<(), String> {
     let text = String::from_utf8_lossy(bytes);
     let looks_yaml = name.ends_with(".yml")
         || name.ends_with(".yaml")
         || text.lines().any(|l| l.starts_with("input_series:") || l.starts_with("tests:"));
     if looks_yaml {
-        let series = super::unittest::parse_data_yaml(&text).map_err(|e| format!("{name}:{e}"))?;
+        let series = super::unittest::parse_data_yaml(&text, max_samples)
+            .map_err(|e| format!("{name}:{e}"))?;
         for (labels, samples) in series {
             head.append_many(&head.get_or_create(&labels), &samples);
         }

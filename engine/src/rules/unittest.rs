@@ -428,7 +428,10 @@ pub fn input_series(
 
 /// The `interval` and `input_series` of a data file for backtests: either a
 /// promtool test file (its first test group) or a mapping with those keys.
-pub fn parse_data_yaml(text: &str) -> Result<Vec<(Labels, Vec<Sample>)>, String> {
+pub fn parse_data_yaml(
+    text: &str,
+    max_samples: usize,
+) -> Result<Vec<(Labels, Vec<Sample>)>, String> {
     let doc = yaml::parse(text).map_err(|e| e.to_string())?;
     let Some(root) = doc.root else { return Ok(Vec::new()) };
     let top = Fields::new(&root, "data file", &[], true).map_err(|e| e.to_string())?;
@@ -452,6 +455,7 @@ pub fn parse_data_yaml(text: &str) -> Result<Vec<(Labels, Vec<Sample>)>, String>
         _ => 0,
     };
     let mut out = Vec::new();
+    let mut total = 0usize;
     for s in f
         .get("input_series")
         .map(Node::as_seq)
@@ -463,10 +467,13 @@ pub fn parse_data_yaml(text: &str) -> Result<Vec<(Labels, Vec<Sample>)>, String>
             .map_err(|e| e.to_string())?;
         let series = sf.string("series").map_err(|e| e.to_string())?;
         let values = sf.string("values").map_err(|e| e.to_string())?;
-        out.push(
-            input_series(&series, &values, start, interval)
-                .map_err(|e| format!("{}: {e}", s.pos))?,
-        );
+        let expanded = input_series(&series, &values, start, interval)
+            .map_err(|e| format!("{}: {e}", s.pos))?;
+        total = total.saturating_add(expanded.1.len());
+        if total > max_samples {
+            return Err(format!("{}: the data expands to more than {max_samples} samples", s.pos));
+        }
+        out.push(expanded);
     }
     Ok(out)
 }

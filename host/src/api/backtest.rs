@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 
 use tocsin_engine::Labels;
 use tocsin_engine::rules::backtest::{
-    BacktestOptions, backtest, evaluation_count, head_options, load_data, to_json,
+    BacktestOptions, backtest, evaluation_count, head_options, load_data_bounded, to_json,
 };
 use tocsin_engine::storage::Head;
 
@@ -21,6 +21,10 @@ use crate::server::AppState;
 /// interval over about 70 days. The CLI allows more; a service shares its
 /// cores with scraping and rule evaluation.
 const MAX_EVALUATIONS: u64 = 100_000;
+
+/// The most samples sent data may expand to (about 160 MB while it loads):
+/// expanding notation makes a small request stand for many samples.
+const MAX_DATA_SAMPLES: usize = 10_000_000;
 
 pub async fn backtest_rules(state: Arc<AppState>, p: Params) -> ApiResult {
     let rules = p.required("rules")?.to_owned();
@@ -63,7 +67,8 @@ pub async fn backtest_rules(state: Arc<AppState>, p: Params) -> ApiResult {
     let run = move || -> Result<String, ApiError> {
         let head = Head::new(head_options());
         match &data {
-            Some(d) => load_data(&head, "data", d.as_bytes()).map_err(ApiError::bad_data)?,
+            Some(d) => load_data_bounded(&head, "data", d.as_bytes(), MAX_DATA_SAMPLES)
+                .map_err(ApiError::bad_data)?,
             None => {
                 crate::backtest::copy_inputs(&groups, &live, &head).map_err(ApiError::bad_data)?;
             }

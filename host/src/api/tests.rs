@@ -371,6 +371,16 @@ async fn backtest_errors_say_what_is_wrong() {
         ),
         (&[("rules", HIGH), ("data", "x{ 1 0\n")], "data:1:"),
         (&[("rules", HIGH), ("data", "x 1 0\n"), ("external_label", "nope")], "NAME=VALUE"),
+        (
+            &[
+                ("rules", HIGH),
+                (
+                    "data",
+                    "input_series:\n- series: a\n  values: 0+1x6000000\n- series: b\n  values: 0+1x6000000\n",
+                ),
+            ],
+            "more than 10000000 samples",
+        ),
     ];
     for (pairs, want) in cases {
         let (st, v) = backtest(&s, pairs).await;
