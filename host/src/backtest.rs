@@ -56,8 +56,14 @@ pub fn check(groups: &[Group], opts: &BacktestOptions, max_evaluations: u64) -> 
 /// whole, so the backtest writes its `ALERTS` and recorded series into a
 /// head of its own. Works when every selector names its metric; a `wasm:`
 /// rule's queries, or a selector without a metric name, could read anything.
-/// Returns how many series were copied.
-pub fn copy_inputs(groups: &[Group], live: &Head, into: &Head) -> Result<usize, String> {
+/// Refuses to copy more than `max_samples`. Returns how many series were
+/// copied.
+pub fn copy_inputs(
+    groups: &[Group],
+    live: &Head,
+    into: &Head,
+    max_samples: usize,
+) -> Result<usize, String> {
     let mut names = BTreeSet::new();
     for g in groups {
         for r in &g.rules {
@@ -80,6 +86,7 @@ pub fn copy_inputs(groups: &[Group], live: &Head, into: &Head) -> Result<usize, 
         }
     }
     let mut copied = 0;
+    let mut samples = 0usize;
     let mut buf = Vec::new();
     for name in names {
         let matcher = Matcher::equal(tocsin_engine::labels::METRIC_NAME, name.as_str());
@@ -87,9 +94,39 @@ pub fn copy_inputs(groups: &[Group], live: &Head, into: &Head) -> Result<usize, 
         for s in series {
             buf.clear();
             live.samples_of(&s, i64::MIN, i64::MAX, &mut buf).map_err(|e| e.to_string())?;
+            samples += buf.len();
+            if samples > max_samples {
+                return Err(format!(
+                    "the rules read more than {max_samples} stored samples (metric {name:?} among others): send the data to backtest over"
+                ));
+            }
             into.append_many(&into.get_or_create(&s.labels), &buf);
             copied += 1;
         }
     }
     Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tocsin_engine::Labels;
+
+    #[test]
+    fn copies_what_the_rules_read_and_no_more_than_allowed() {
+        let live = Head::default();
+        for (name, job) in [("x", "a"), ("x", "b"), ("y", "a")] {
+            let l = Labels::from_pairs(&[("__name__", name), ("job", job)]);
+            for m in 0..3 {
+                live.append_labels(&l, m * 60_000, 1.0).unwrap();
+            }
+        }
+        let rules = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n".to_owned();
+        let groups = parse_groups(&[("r.yml".to_owned(), rules)], 60_000).unwrap();
+        let into = Head::default();
+        assert_eq!(copy_inputs(&groups, &live, &into, 100), Ok(2));
+        assert_eq!(into.stats().series, 2, "only the series of x");
+        let err = copy_inputs(&groups, &live, &Head::default(), 4).unwrap_err();
+        assert!(err.contains("more than 4 stored samples"), "{err}");
+    }
 }

@@ -22,8 +22,9 @@ use crate::server::AppState;
 /// cores with scraping and rule evaluation.
 const MAX_EVALUATIONS: u64 = 100_000;
 
-/// The most samples sent data may expand to (about 160 MB while it loads):
-/// expanding notation makes a small request stand for many samples.
+/// The most samples a run loads: sent data may expand to (expanding notation
+/// makes a small request stand for many samples), or copies out of the
+/// service's storage. About 160 MB while loading.
 const MAX_DATA_SAMPLES: usize = 10_000_000;
 
 pub async fn backtest_rules(state: Arc<AppState>, p: Params) -> ApiResult {
@@ -70,7 +71,8 @@ pub async fn backtest_rules(state: Arc<AppState>, p: Params) -> ApiResult {
             Some(d) => load_data_bounded(&head, "data", d.as_bytes(), MAX_DATA_SAMPLES)
                 .map_err(ApiError::bad_data)?,
             None => {
-                crate::backtest::copy_inputs(&groups, &live, &head).map_err(ApiError::bad_data)?;
+                crate::backtest::copy_inputs(&groups, &live, &head, MAX_DATA_SAMPLES)
+                    .map_err(ApiError::bad_data)?;
             }
         }
         let stats = head.stats();
