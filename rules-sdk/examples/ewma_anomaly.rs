@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tocsin_rules_sdk::{Context, Error, Labels, Output};
+use tocsin_rules_sdk::{Context, Error, Output, series_key};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +104,7 @@ fn ewma_anomaly(ctx: &mut Context) -> Result<Output, Error> {
     let mut out = Output::new();
     for series in ctx.query(&cfg.expr)? {
         let Some((_, x)) = series.last() else { continue };
-        let key = label_key(&series.labels);
+        let key = series_key(&series.labels);
         let prior = previous.get(&key).copied();
         if !x.is_finite() {
             // Nothing to learn from, but the series is still there.
@@ -145,15 +145,6 @@ tocsin_rules_sdk::rule!(ewma_anomaly);
 /// numbers keep their `.0`.
 fn number(x: f64) -> Result<String, Error> {
     Ok(serde_json::to_string(&x)?)
-}
-
-/// Labels in a canonical order, so the same series has the same key whatever
-/// order the query returned its labels in. Length prefixes keep any label text,
-/// separators included, from making two label sets look alike.
-fn label_key(labels: &Labels) -> String {
-    let mut pairs: Vec<_> = labels.iter().collect();
-    pairs.sort_unstable();
-    pairs.iter().map(|(n, v)| format!("{}:{n}{}:{v}", n.len(), v.len())).collect()
 }
 
 #[cfg(test)]

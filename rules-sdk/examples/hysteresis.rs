@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
-use tocsin_rules_sdk::{Context, Error, Labels, Output};
+use tocsin_rules_sdk::{Context, Error, Output, series_key};
 
 #[derive(Deserialize)]
 struct Config {
@@ -32,7 +32,7 @@ fn hysteresis(ctx: &mut Context) -> Result<Output, Error> {
     let mut out = Output::new();
     for series in ctx.query(&cfg.metric)? {
         let Some((_, value)) = series.last() else { continue };
-        let key = label_key(&series.labels);
+        let key = series_key(&series.labels);
         // NaN compares false both ways, so a NaN sample keeps the current state.
         let fires =
             value > cfg.high || (was_firing.contains(&key) && (value >= cfg.low || value.is_nan()));
@@ -50,15 +50,6 @@ fn hysteresis(ctx: &mut Context) -> Result<Output, Error> {
 }
 
 tocsin_rules_sdk::rule!(hysteresis);
-
-/// Labels in a canonical order, so the same series has the same key whatever
-/// order the query returned its labels in. Length prefixes keep any label text,
-/// separators included, from making two label sets look alike.
-fn label_key(labels: &Labels) -> String {
-    let mut pairs: Vec<_> = labels.iter().collect();
-    pairs.sort_unstable();
-    pairs.iter().map(|(n, v)| format!("{}:{n}{}:{v}", n.len(), v.len())).collect()
-}
 
 #[cfg(test)]
 mod tests {

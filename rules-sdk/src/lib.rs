@@ -148,6 +148,16 @@ impl FromIterator<OutSample> for Output {
     }
 }
 
+/// A key for keeping state per series (a map in the rule's state): the
+/// same for the same label set whatever order the query returned the labels
+/// in. Length prefixes keep any label text, separators included, from making
+/// two label sets look alike.
+pub fn series_key(labels: &Labels) -> String {
+    let mut pairs: Vec<_> = labels.iter().collect();
+    pairs.sort_unstable();
+    pairs.iter().map(|(n, v)| format!("{}:{n}{}:{v}", n.len(), v.len())).collect()
+}
+
 fn pairs<K: Into<String>, V: Into<String>>(it: impl IntoIterator<Item = (K, V)>) -> Labels {
     it.into_iter().map(|(k, v)| (k.into(), v.into())).collect()
 }
