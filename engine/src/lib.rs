@@ -8,6 +8,7 @@
 pub mod duration;
 pub mod exposition;
 pub mod gofmt;
+pub mod histogram;
 pub mod json;
 pub mod labels;
 pub mod matcher;
