@@ -8,9 +8,10 @@
 use std::fmt::Write;
 
 use crate::gofmt::format_float_f;
+use crate::histogram::FloatHistogram;
 use crate::labels::Labels;
 use crate::promql::{QueryResult, Value};
-use crate::sample::Sample;
+use crate::sample::{HistogramSample, Sample};
 
 pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
@@ -121,6 +122,47 @@ fn push_points(out: &mut String, points: &[Sample]) {
     push_list(out, points, |out, p| push_point(out, p.t, p.v));
 }
 
+/// A native histogram as Prometheus's API writes it: count, sum, and the
+/// populated buckets as `[boundaries, lower, upper, count]`, where
+/// `boundaries` says which ends are inclusive (0: upper only, 1: lower only,
+/// 2: neither, 3: both).
+pub fn push_histogram(out: &mut String, h: &FloatHistogram) {
+    out.push_str(r#"{"count":"#);
+    push_value(out, h.count);
+    out.push_str(r#","sum":"#);
+    push_value(out, h.sum);
+    let mut first = true;
+    for b in h.all_buckets().filter(|b| b.count != 0.0) {
+        out.push_str(if std::mem::take(&mut first) { r#","buckets":["# } else { "," });
+        let boundaries = match (b.lower_inclusive, b.upper_inclusive) {
+            (false, true) => 0,
+            (true, false) => 1,
+            (false, false) => 2,
+            (true, true) => 3,
+        };
+        let _ = write!(out, "[{boundaries},");
+        push_value(out, b.lower);
+        out.push(',');
+        push_value(out, b.upper);
+        out.push(',');
+        push_value(out, b.count);
+        out.push(']');
+    }
+    if !first {
+        out.push(']');
+    }
+    out.push('}');
+}
+
+/// `[t, {histogram}]`.
+pub fn push_histogram_point(out: &mut String, p: &HistogramSample) {
+    out.push('[');
+    push_timestamp(out, p.t);
+    out.push(',');
+    push_histogram(out, &p.h);
+    out.push(']');
+}
+
 /// `{"status":"success","data":{"resultType":…,"result":…}}` plus the
 /// warnings and infos PromQL attached.
 pub fn query_result(result: &QueryResult) -> String {
@@ -143,8 +185,16 @@ pub fn query_result(result: &QueryResult) -> String {
             push_list(&mut out, samples, |out, s| {
                 out.push_str(r#"{"metric":"#);
                 push_labels(out, &s.labels);
-                out.push_str(r#","value":"#);
-                push_point(out, s.t, s.v);
+                match &s.h {
+                    None => {
+                        out.push_str(r#","value":"#);
+                        push_point(out, s.t, s.v);
+                    }
+                    Some(h) => {
+                        out.push_str(r#","histogram":"#);
+                        push_histogram_point(out, &HistogramSample { t: s.t, h: h.clone() });
+                    }
+                }
                 out.push('}');
             });
         }
@@ -153,8 +203,15 @@ pub fn query_result(result: &QueryResult) -> String {
             push_list(&mut out, series, |out, s| {
                 out.push_str(r#"{"metric":"#);
                 push_labels(out, &s.labels);
-                out.push_str(r#","values":"#);
-                push_points(out, &s.points);
+                // Each kind only when present, as Prometheus writes them.
+                if !s.points.is_empty() || s.histograms.is_empty() {
+                    out.push_str(r#","values":"#);
+                    push_points(out, &s.points);
+                }
+                if !s.histograms.is_empty() {
+                    out.push_str(r#","histograms":"#);
+                    push_list(out, &s.histograms, push_histogram_point);
+                }
                 out.push('}');
             });
         }
@@ -223,5 +280,57 @@ mod tests {
         // Whatever we write must be valid JSON that decodes to the input.
         let back: String = serde_json::from_str(&s).unwrap();
         assert_eq!(back, "a\"b\\c\n<d>&\u{1}");
+    }
+
+    #[test]
+    fn native_histograms_like_prometheus() {
+        use crate::histogram::Span;
+        use crate::promql::{InstantSample, Series};
+        use std::sync::Arc;
+        // Schema 0: bucket i holds (2^(i-1), 2^i].
+        let h = Arc::new(FloatHistogram {
+            count: 6.0,
+            sum: 7.5,
+            zero_threshold: 0.001,
+            zero_count: 1.0,
+            positive_spans: vec![Span { offset: 0, length: 3 }],
+            positive_buckets: vec![2.0, 0.0, 3.0],
+            ..FloatHistogram::default()
+        });
+        let hist = r#"{"count":"6","sum":"7.5","buckets":[[3,"-0.001","0.001","1"],[0,"0.5","1","2"],[0,"2","4","3"]]}"#;
+        let labels = Labels::from_pairs(&[("__name__", "h")]);
+        let vector = QueryResult {
+            value: Value::Vector(vec![InstantSample {
+                labels: labels.clone(),
+                t: 1000,
+                v: 0.0,
+                h: Some(h.clone()),
+            }]),
+            warnings: vec![],
+            infos: vec![],
+        };
+        assert_eq!(
+            query_result(&vector),
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"__name__":"h"}},"histogram":[1,{hist}]}}]}}}}"#
+            )
+        );
+        let matrix = QueryResult {
+            value: Value::Matrix(vec![Series {
+                labels,
+                points: vec![],
+                histograms: vec![HistogramSample { t: 2000, h }],
+            }]),
+            warnings: vec![],
+            infos: vec![],
+        };
+        let got = query_result(&matrix);
+        assert_eq!(
+            got,
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"__name__":"h"}},"histograms":[[2,{hist}]]}}]}}}}"#
+            )
+        );
+        let _: serde_json::Value = serde_json::from_str(&got).unwrap();
     }
 }

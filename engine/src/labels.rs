@@ -50,7 +50,7 @@ impl Labels {
     /// Builds a label set from arbitrary pairs, establishing the invariants.
     pub fn new(mut pairs: Vec<Label>) -> Self {
         // Stable sort so that, among duplicates, the last given stays last.
-        pairs.sort_by(|a, b| a.name.cmp(&b.name));
+        crate::sort::by(&mut pairs, |a, b| a.name.cmp(&b.name));
         let mut out: Vec<Label> = Vec::with_capacity(pairs.len());
         for l in pairs {
             match out.last_mut() {

@@ -18,6 +18,7 @@ pub mod relabel;
 pub mod remote_write;
 pub mod rules;
 pub mod sample;
+pub mod sort;
 pub mod storage;
 pub mod templates;
 pub mod varint;

@@ -15,7 +15,10 @@
 //! | `axn`    | `n+1` copies of `a`                                          |
 //! | `a+bxn`  | `n+1` values `a, a+b, …, a+n·b` (repeated addition, as Go)   |
 //! | `a-bxn`  | `n+1` values `a, a-b, …, a-n·b`                              |
-//! | `{{…}}`  | a native histogram (recognised, not supported: see below)    |
+//! | `{{h}}`  | one native histogram sample `h`                              |
+//! | `{{h}}xn`| `n+1` copies of `h`                                          |
+//! | `{{a}}+{{b}}xn` | `n+1` histograms `a, a+b, …` (repeated addition)      |
+//! | `{{a}}-{{b}}xn` | `n+1` histograms `a, a-b, …` (repeated subtraction)   |
 //!
 //! The metric is `name{labels}` or `{labels}`. Label values are PromQL string
 //! literals (`"…"` or `'…'` with Go escapes, or raw `` `…` ``); label names may
@@ -33,12 +36,18 @@
 //! `ignoring`, `group_left`, `group_right`, `atan2`, `inf` and `nan` are not
 //! metric names.
 //!
-//! Native histograms (`{{schema:0 sum:5 count:4 buckets:[1 2 1]}}`) parse as
-//! [`SequenceValue::NativeHistogram`] placeholders so callers learn where they
-//! are and how many steps they take; [`SeriesDescription::float_samples`] turns
-//! them into the typed [`NativeHistogramUnsupported`] outcome. Their contents
-//! are not interpreted.
+//! Native histograms (`{{schema:0 sum:5 count:4 buckets:[1 2 1]}}`, syntax in
+//! [`FloatHistogram::parse_notation`]) parse to [`SequenceValue::Histogram`].
+//! Their sums and differences are computed as Prometheus computes them,
+//! including its refusal to add a histogram of lower resolution to a running
+//! value (`{{schema:1}}+{{schema:0}}x1` is an error, the reverse is fine).
+//! [`SeriesDescription::samples`] gives float and histogram samples apart;
+//! [`SeriesDescription::float_samples`], for callers that store only floats,
+//! refuses histograms with the typed [`NativeHistogramUnsupported`] error.
 
+use std::sync::Arc;
+
+use crate::histogram::{FloatHistogram, HistogramError, parse_descriptor};
 use crate::labels::{Label, Labels, METRIC_NAME};
 use crate::sample::{STALE_NAN, Sample};
 
@@ -57,47 +66,46 @@ pub struct SeriesDescription {
 }
 
 /// One step of an expanded value sequence.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum SequenceValue {
     /// `_`: no sample at this step.
     Omitted,
     /// A float sample. `stale` is [`STALE_NAN`], the staleness marker.
     Float(f64),
-    /// A native histogram sample `{{…}}`, not supported by tocsin yet.
-    /// `column` is where its `{{` starts (1-based, in characters).
-    NativeHistogram { column: usize },
+    /// A native histogram sample `{{…}}`. The steps of `{{h}}xn` share one.
+    Histogram(Arc<FloatHistogram>),
 }
 
 /// Bitwise on floats, so that `NaN` equals `NaN` and the staleness marker
-/// differs from an ordinary `NaN`: what tests of expansions need.
+/// differs from an ordinary `NaN`: what tests of expansions need. Histograms
+/// compare field by field.
 impl PartialEq for SequenceValue {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (SequenceValue::Omitted, SequenceValue::Omitted) => true,
             (SequenceValue::Float(a), SequenceValue::Float(b)) => a.to_bits() == b.to_bits(),
-            (
-                SequenceValue::NativeHistogram { column: a },
-                SequenceValue::NativeHistogram { column: b },
-            ) => a == b,
+            (SequenceValue::Histogram(a), SequenceValue::Histogram(b)) => a == b,
             _ => false,
         }
     }
 }
 
-/// A series description uses native histograms, which tocsin cannot store yet.
+/// A series description has native histogram samples, which the caller
+/// cannot store.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error(
-    "native histograms are not supported: series {labels} has a {{{{...}}}} value at column {column}"
+    "native histograms are not supported: series {labels} has a {{{{...}}}} value at step {step}"
 )]
 pub struct NativeHistogramUnsupported {
     pub labels: Labels,
-    pub column: usize,
+    /// The first histogram's step: 0 for the first value.
+    pub step: usize,
 }
 
 impl SeriesDescription {
     /// Whether any value is a native histogram.
     pub fn has_native_histograms(&self) -> bool {
-        self.values.iter().any(|v| matches!(v, SequenceValue::NativeHistogram { .. }))
+        self.values.iter().any(|v| matches!(v, SequenceValue::Histogram(_)))
     }
 
     /// The float samples at `start_ms + i * interval_ms` for every step `i`
@@ -108,18 +116,41 @@ impl SeriesDescription {
         start_ms: i64,
         interval_ms: i64,
     ) -> Result<Vec<Sample>, NativeHistogramUnsupported> {
-        let mut out = Vec::with_capacity(self.values.len());
+        if let Some(step) =
+            self.values.iter().position(|v| matches!(v, SequenceValue::Histogram(_)))
+        {
+            return Err(NativeHistogramUnsupported { labels: self.labels.clone(), step });
+        }
+        Ok(self.samples(start_ms, interval_ms).0)
+    }
+
+    /// The histogram samples, timed as in [`SeriesDescription::float_samples`].
+    pub fn histogram_samples(
+        &self,
+        start_ms: i64,
+        interval_ms: i64,
+    ) -> Vec<(i64, Arc<FloatHistogram>)> {
+        self.samples(start_ms, interval_ms).1
+    }
+
+    /// The float samples and the histogram samples, each in time order,
+    /// timed as in [`SeriesDescription::float_samples`].
+    pub fn samples(
+        &self,
+        start_ms: i64,
+        interval_ms: i64,
+    ) -> (Vec<Sample>, Vec<(i64, Arc<FloatHistogram>)>) {
+        let mut floats = Vec::new();
+        let mut histograms = Vec::new();
         for (i, v) in self.values.iter().enumerate() {
             let t = start_ms.saturating_add(interval_ms.saturating_mul(i as i64));
-            match *v {
+            match v {
                 SequenceValue::Omitted => {}
-                SequenceValue::Float(f) => out.push(Sample::new(t, f)),
-                SequenceValue::NativeHistogram { column } => {
-                    return Err(NativeHistogramUnsupported { labels: self.labels.clone(), column });
-                }
+                SequenceValue::Float(f) => floats.push(Sample::new(t, *f)),
+                SequenceValue::Histogram(h) => histograms.push((t, Arc::clone(h))),
             }
         }
-        Ok(out)
+        (floats, histograms)
     }
 }
 
@@ -148,8 +179,10 @@ pub enum ErrorKind {
     KeywordAsMetricName(String),
     #[error("the series expands to more than {MAX_VALUES} values")]
     TooManyValues,
-    #[error("unterminated native histogram: no closing \"}}}}\"")]
-    UnterminatedHistogram,
+    #[error("the native histograms of the series expand to more than {MAX_VALUES} buckets")]
+    TooManyBuckets,
+    #[error("{0}")]
+    Histogram(#[from] HistogramError),
 }
 
 /// Parses a whole series description: `metric{labels} values...`.
@@ -378,12 +411,13 @@ fn string_bytes(c: &mut Cursor<'_>) -> Result<Vec<u8>, NotationError> {
 
 fn values(c: &mut Cursor<'_>) -> Result<Vec<SequenceValue>, NotationError> {
     let mut out = Vec::new();
+    let mut buckets = 0;
     loop {
         c.skip_space();
         if c.at_end() {
             return Ok(out);
         }
-        item(c, &mut out)?;
+        item(c, &mut out, &mut buckets)?;
         // Items are separated by whitespace: `1 2`, never `1_` or `1{{}}`.
         if let Some(ch) = c.peek()
             && !is_space(ch)
@@ -393,9 +427,15 @@ fn values(c: &mut Cursor<'_>) -> Result<Vec<SequenceValue>, NotationError> {
     }
 }
 
-fn item(c: &mut Cursor<'_>, out: &mut Vec<SequenceValue>) -> Result<(), NotationError> {
+/// Appends the values of one item. `buckets` counts the buckets of the
+/// histograms computed so far, which [`MAX_VALUES`] bounds too.
+fn item(
+    c: &mut Cursor<'_>,
+    out: &mut Vec<SequenceValue>,
+    buckets: &mut u64,
+) -> Result<(), NotationError> {
     if c.rest().starts_with("{{") {
-        return histogram_item(c, out);
+        return histogram_item(c, out, buckets);
     }
     if c.eat('_') {
         let n = if c.eat('x') { repetition(c)? } else { 1 };
@@ -435,39 +475,74 @@ fn item(c: &mut Cursor<'_>, out: &mut Vec<SequenceValue>) -> Result<(), Notation
     }
 }
 
-fn histogram_item(c: &mut Cursor<'_>, out: &mut Vec<SequenceValue>) -> Result<(), NotationError> {
-    let column = c.column(c.pos);
-    skip_histogram(c)?;
-    let n = match c.peek() {
+fn histogram_item(
+    c: &mut Cursor<'_>,
+    out: &mut Vec<SequenceValue>,
+    buckets: &mut u64,
+) -> Result<(), NotationError> {
+    let start = c.pos;
+    let base = histogram(c)?;
+    match c.peek() {
         Some('x') => {
             c.bump();
-            repetition(c)?.saturating_add(1)
+            let n = repetition(c)?;
+            push_n(c, out, SequenceValue::Histogram(Arc::new(base)), n.saturating_add(1))
         }
-        Some('+' | '-') => {
+        Some(sign @ ('+' | '-')) => {
             c.bump();
             if !c.rest().starts_with("{{") {
                 return Err(c.unexpected("series values", "a native histogram \"{{\""));
             }
-            skip_histogram(c)?;
+            let step = histogram(c)?;
             if !c.eat('x') {
                 return Err(c.unexpected("series values", "\"x\" and a repetition count"));
             }
-            repetition(c)?.saturating_add(1)
-        }
-        _ => 1,
-    };
-    push_n(c, out, SequenceValue::NativeHistogram { column }, n)
-}
-
-/// Skips `{{ … }}`; the contents are not interpreted.
-fn skip_histogram(c: &mut Cursor<'_>) -> Result<(), NotationError> {
-    let start = c.pos;
-    match c.src[start + 2..].find("}}") {
-        Some(i) => {
-            c.pos = start + 2 + i + 2;
+            let n = repetition(c)?;
+            check_room(c, out, n.saturating_add(1))?;
+            let mut current = Arc::new(base);
+            out.push(SequenceValue::Histogram(Arc::clone(&current)));
+            let fail = |kind: HistogramError| c.error_at(start, ErrorKind::Histogram(kind));
+            for _ in 0..n {
+                // Prometheus's histogramsIncreaseSeries refuses this before
+                // adding, although the addition itself could lower the schema.
+                if current.schema > step.schema {
+                    return Err(fail(HistogramError::CannotMergeSchema {
+                        from: step.schema,
+                        to: current.schema,
+                    }));
+                }
+                let next = if sign == '+' { current.add(&step) } else { current.sub(&step) };
+                let next = next.map_err(fail)?;
+                *buckets = buckets.saturating_add(histogram_size(&next));
+                if *buckets > MAX_VALUES as u64 {
+                    return Err(c.error_at(start, ErrorKind::TooManyBuckets));
+                }
+                current = Arc::new(next);
+                out.push(SequenceValue::Histogram(Arc::clone(&current)));
+            }
             Ok(())
         }
-        None => Err(c.error_at(start, ErrorKind::UnterminatedHistogram)),
+        _ => {
+            out.push(SequenceValue::Histogram(Arc::new(base)));
+            check_room(c, out, 0)
+        }
+    }
+}
+
+/// The floats a computed histogram holds, for the expansion limit.
+fn histogram_size(h: &FloatHistogram) -> u64 {
+    (h.positive_buckets.len() + h.negative_buckets.len() + h.custom_values.len()) as u64
+}
+
+/// One `{{…}}` at the cursor.
+fn histogram(c: &mut Cursor<'_>) -> Result<FloatHistogram, NotationError> {
+    let start = c.pos;
+    match parse_descriptor(c.rest()) {
+        Ok((h, used)) => {
+            c.pos += used;
+            Ok(h)
+        }
+        Err((at, kind)) => Err(c.error_at(start + at, ErrorKind::Histogram(kind))),
     }
 }
 
@@ -615,6 +690,22 @@ fn scan_number<'a>(c: &mut Cursor<'a>) -> Result<&'a str, NotationError> {
 }
 
 const DIGITS: &str = "0123456789";
+
+/// The series lexer's number scanner, for native histogram descriptions:
+/// the length of the number token at the start of `s` or, if there is none,
+/// the length scanned through the offending character.
+pub(crate) fn scan_series_number(s: &str) -> Result<usize, usize> {
+    let mut c = Cursor::new(s);
+    match scan_number(&mut c) {
+        Ok(text) => Ok(text.len()),
+        Err(_) => Err(c.pos),
+    }
+}
+
+/// The value of a number token scanned by [`scan_series_number`].
+pub(crate) fn series_number_value(text: &str) -> Result<f64, ErrorKind> {
+    go_number(text)
+}
 
 /// The PromQL lexer's whitespace.
 fn is_space(ch: char) -> bool {

@@ -249,7 +249,7 @@ fn validate_labels(
     mut raw: Vec<proto::Label>,
     strings: &mut Interner,
 ) -> Result<Labels, (String, InvalidLabels)> {
-    raw.sort_by(|a, b| a.name.cmp(&b.name));
+    crate::sort::by(&mut raw, |a, b| a.name.cmp(&b.name));
     let invalid = |raw: &[proto::Label], reason| Err((display_raw(raw), reason));
     if raw.is_empty() {
         return invalid(&raw, InvalidLabels::Empty);

@@ -1,4 +1,5 @@
-//! Samples: a millisecond timestamp and a float value.
+//! Samples: a millisecond timestamp and a float value (or, for native
+//! histograms, a histogram).
 
 /// Bit pattern of the NaN that marks a series as stale (Prometheus's
 /// `value.StaleNaN`). Ordinary NaN values are data; this one means "the series
@@ -31,6 +32,14 @@ impl Sample {
     pub fn bit_eq(&self, other: &Sample) -> bool {
         self.t == other.t && self.v.to_bits() == other.v.to_bits()
     }
+}
+
+/// One native histogram sample. The histogram is shared: a selection hands
+/// out the stored value without copying its buckets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramSample {
+    pub t: i64,
+    pub h: std::sync::Arc<crate::histogram::FloatHistogram>,
 }
 
 /// Prometheus's `almost.Equal`: equal, or both NaN (but the staleness marker

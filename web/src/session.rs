@@ -123,7 +123,7 @@ impl Session {
                     let mut merged = samples;
                     merged.extend(data[i].1.iter().copied());
                     // Stable: for equal times the added sample stays first.
-                    merged.sort_by_key(|x| x.t);
+                    tocsin_engine::sort::by_key(&mut merged, |x| x.t);
                     merged.dedup_by_key(|x| x.t);
                     data[i].1 = merged;
                 }
@@ -311,7 +311,7 @@ fn read(name: &str, bytes: &[u8]) -> Result<(SeriesData, Head), String> {
         Ok(())
     })
     .map_err(|e| format!("{name}: {e}"))?;
-    data.sort_by(|a, b| a.0.cmp(&b.0));
+    tocsin_engine::sort::by(&mut data, |a, b| a.0.cmp(&b.0));
     Ok((data, head))
 }
 

@@ -382,7 +382,7 @@ fn find_duplicate(fields: &[Field<'_>]) -> Option<(usize, String)> {
     }
     let mut names: Vec<(Cow<'_, str>, usize)> =
         fields.iter().enumerate().map(|(i, f)| (f.name.text(), i)).collect();
-    names.sort();
+    crate::sort::sort(&mut names);
     names.windows(2).find(|w| w[0].0 == w[1].0).map(|w| (w[1].1, w[1].0.clone().into_owned()))
 }
 

@@ -2,6 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::gofmt;
+use crate::histogram::Span;
 use crate::sample::is_stale_nan;
 
 fn floats(input: &str) -> Vec<f64> {
@@ -185,28 +186,145 @@ fn syntax_errors_name_the_column() {
     assert!(e.to_string().contains("identifier \"Infx3\""), "{e}");
 }
 
+fn hist(s: &str) -> Arc<FloatHistogram> {
+    Arc::new(FloatHistogram::parse_notation(s).unwrap_or_else(|e| panic!("{s}: {e}")))
+}
+
+fn histograms(input: &str) -> Vec<Arc<FloatHistogram>> {
+    parse_values(input)
+        .unwrap_or_else(|e| panic!("{input}: {e}"))
+        .into_iter()
+        .map(|v| match v {
+            SequenceValue::Histogram(h) => h,
+            other => panic!("expected a histogram, got {other:?}"),
+        })
+        .collect()
+}
+
 #[test]
-fn native_histograms_are_recognised_and_refused_by_type() {
+fn native_histograms_parse_and_expand() {
     let line =
         "h {{schema:0 sum:5 count:4 buckets:[1 2 1]}} _ {{}}x2 {{sum:1}}+{{sum:2}}x1 {{}}-{{}}x0";
     let d = parse_series(line).unwrap();
     assert_eq!(d.values.len(), 1 + 1 + 3 + 2 + 1);
     assert!(d.has_native_histograms());
-    assert_eq!(d.values[0], SequenceValue::NativeHistogram { column: 3 });
-    assert_eq!(d.values[1], SequenceValue::Omitted);
-    let e = d.float_samples(0, 1000).unwrap_err();
-    assert_eq!(e.column, 3);
-    assert!(
-        e.to_string().starts_with("native histograms are not supported: series {__name__=\"h\"}")
+    assert_eq!(
+        d.values[0],
+        SequenceValue::Histogram(hist("{{schema:0 sum:5 count:4 buckets:[1 2 1]}}"))
     );
-    // Mixed series are refused too: nothing half-loaded.
-    let d = parse_series("h 1 2 {{}}").unwrap();
-    assert_eq!(d.float_samples(0, 1).unwrap_err().column, 7);
-    // Malformed histogram syntax is still a syntax error.
-    assert!(matches!(err("h {{schema:1").kind, ErrorKind::UnterminatedHistogram));
+    assert_eq!(d.values[1], SequenceValue::Omitted);
+    assert_eq!(d.values[2], SequenceValue::Histogram(Arc::new(FloatHistogram::default())));
+    // `{{h}}xn` shares one histogram among its steps.
+    let (SequenceValue::Histogram(a), SequenceValue::Histogram(b)) = (&d.values[2], &d.values[4])
+    else {
+        panic!("{:?}", d.values)
+    };
+    assert!(Arc::ptr_eq(a, b));
+    assert_eq!(d.values[5], SequenceValue::Histogram(hist("{{sum:1}}")));
+    assert_eq!(d.values[6], SequenceValue::Histogram(hist("{{sum:3}}")));
+    assert_eq!(d.values[7], SequenceValue::Histogram(hist("{{}}")));
+}
+
+#[test]
+fn histogram_increase_and_decrease_series_add_repeatedly() {
+    // promtool's own example (unittest.yml): 2 buckets of 2, then +1 each step.
+    let v = histograms("{{sum:3 count:2 buckets:[2]}}+{{sum:1.3 count:1 buckets:[1]}}x2");
+    assert_eq!(v.len(), 3);
+    assert_eq!(v[1].test_expression(), "{{count:3 sum:4.3 buckets:[3]}}");
+    assert_eq!(v[2].count, 4.0);
+    assert_eq!(v[2].sum.to_bits(), (3.0f64 + 1.3 + 1.3).to_bits());
+    assert_eq!(v[2].positive_buckets, [4.0]);
+
+    let v = histograms("{{count:10 buckets:[5 5] n_buckets:[1]}}-{{count:2 buckets:[1 1]}}x3");
+    let counts: Vec<f64> = v.iter().map(|h| h.count).collect();
+    assert_eq!(counts, [10.0, 8.0, 6.0, 4.0]);
+    assert_eq!(v[3].positive_buckets, [2.0, 2.0]);
+    assert_eq!(v[3].negative_buckets, [1.0]);
+
+    // New buckets of the step appear in the running value, uncompacted as
+    // in Prometheus.
+    let v = histograms("{{buckets:[1] offset:2}}+{{buckets:[1] offset:5}}x2");
+    assert_eq!(v[2].positive_spans, [Span { offset: 2, length: 1 }, Span { offset: 2, length: 1 }]);
+    assert_eq!(v[2].positive_buckets, [1.0, 2.0]);
+
+    // A step of lower resolution is refused, one of higher resolution is
+    // merged into the running value's buckets.
+    let e = err("h {{schema:1 buckets:[1]}}+{{schema:0 buckets:[1]}}x1");
+    assert_eq!(e.column, 3);
+    assert_eq!(e.kind, ErrorKind::Histogram(HistogramError::CannotMergeSchema { from: 0, to: 1 }));
+    assert_eq!(
+        e.to_string(),
+        "column 3: error combining histograms: cannot merge from schema 0 to 1"
+    );
+    // ... but only when there is something to add.
+    assert_eq!(histograms("{{schema:1}}+{{schema:0}}x0").len(), 1);
+    let v = histograms("{{schema:0 buckets:[4]}}+{{schema:2 buckets:[1 1 1 1]}}x1");
+    assert_eq!((v[1].schema, v[1].positive_buckets.clone()), (0, vec![5.0, 3.0]));
+
+    // Exponential and custom buckets do not mix (the schema check comes
+    // first when the step has custom buckets).
+    let e = err("h {{schema:-53 custom_values:[1] buckets:[1]}}+{{buckets:[1]}}x1");
+    assert_eq!(e.kind, ErrorKind::Histogram(HistogramError::IncompatibleSchema));
+    let e = err("h {{buckets:[1]}}+{{schema:-53 custom_values:[1] buckets:[1]}}x1");
+    assert_eq!(
+        e.kind,
+        ErrorKind::Histogram(HistogramError::CannotMergeSchema { from: -53, to: 0 })
+    );
+    // Custom buckets with different bounds add on the bounds they share.
+    let v = histograms(
+        "{{schema:-53 custom_values:[1 2] buckets:[1 1 1]}}+{{schema:-53 custom_values:[2] buckets:[1 1]}}x1",
+    );
+    assert_eq!(v[1].custom_values, [2.0]);
+    assert_eq!(v[1].positive_buckets, [3.0, 2.0]);
+}
+
+#[test]
+fn samples_split_floats_and_histograms() {
+    let d = parse_series("h 1 {{count:1}} _ 4 {{count:2}}x1").unwrap();
+    let (floats, hs) = d.samples(1000, 10);
+    assert_eq!(floats, [Sample::new(1000, 1.0), Sample::new(1030, 4.0)]);
+    let times: Vec<i64> = hs.iter().map(|(t, _)| *t).collect();
+    assert_eq!(times, [1010, 1040, 1050]);
+    assert_eq!(hs[2].1.count, 2.0);
+    assert_eq!(d.histogram_samples(1000, 10), hs);
+    // Callers that store floats only get a typed refusal, naming the step.
+    let e = d.float_samples(0, 1000).unwrap_err();
+    assert_eq!(e.step, 1);
+    assert_eq!(
+        e.to_string(),
+        r#"native histograms are not supported: series {__name__="h"} has a {{...}} value at step 1"#
+    );
+}
+
+#[test]
+fn histogram_syntax_errors_name_the_column() {
+    let kind = |input: &str| match err(input).kind {
+        ErrorKind::Histogram(k) => k,
+        other => panic!("{input}: {other:?}"),
+    };
+    assert_eq!(kind("h {{schema:1"), HistogramError::Unterminated);
+    assert_eq!(err("h 1 {{schema:1").column, 5);
+    assert_eq!(kind("h {{sum:1 sum:2}}"), HistogramError::DuplicateKey("sum"));
+    assert_eq!(err("h {{sum:1 sum:2}}").column, 11);
+    assert_eq!(kind("h {{foo:1}}"), HistogramError::UnknownKey("foo".into()));
+    assert_eq!(err(r#"{a="é"} {{sum:1 bucket:[1]}}"#).column, 17);
     assert!(matches!(err("h {{}}+1x2").kind, ErrorKind::Unexpected { .. }));
     assert!(matches!(err("h {{}}+{{}}").kind, ErrorKind::Unexpected { .. }));
     assert!(matches!(err("h {{}}1").kind, ErrorKind::Unexpected { .. }));
+    assert!(matches!(err("h {{}}x").kind, ErrorKind::Unexpected { .. }));
+    assert!(matches!(err("h {{}}}").kind, ErrorKind::Unexpected { .. }));
+    assert!(matches!(err("h {{}}x1.5").kind, ErrorKind::BadRepetition(_)));
+    assert_eq!(err("h {{sum:1}}+{{sum:x}}x1").column, 19);
+}
+
+#[test]
+fn histogram_expansions_are_bounded() {
+    assert!(matches!(err("m {{}}x99999999999").kind, ErrorKind::TooManyValues));
+    assert!(matches!(err("m {{}}+{{}}x99999999999").kind, ErrorKind::TooManyValues));
+    // Every computed histogram holds its buckets: 10 million values of
+    // 10 buckets each are too many.
+    let e = err("m {{buckets:[1 1 1 1 1 1 1 1 1 1]}}+{{buckets:[1]}}x9999999");
+    assert!(matches!(e.kind, ErrorKind::TooManyBuckets), "{e}");
 }
 
 #[test]
@@ -226,7 +344,6 @@ fn huge_repetitions_are_refused_before_allocating() {
     assert!(matches!(err("m 1x10000000000").kind, ErrorKind::TooManyValues));
     assert!(matches!(err("m _x18446744073709551615").kind, ErrorKind::TooManyValues));
     assert!(matches!(err("m 1x18446744073709551616").kind, ErrorKind::BadRepetition(_)));
-    assert!(matches!(err("m {{}}x99999999999").kind, ErrorKind::TooManyValues));
 }
 
 #[test]

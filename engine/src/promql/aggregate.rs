@@ -89,7 +89,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> EvalRes
     };
     let mut grouping =
         Grouping { without, names: names.iter().map(|s| Str::from(s.as_str())).collect() };
-    grouping.names.sort();
+    crate::sort::sort(&mut grouping.names);
     grouping.names.dedup();
 
     if op == T_COUNT_VALUES {
@@ -102,10 +102,11 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> EvalRes
         }
         if !without {
             grouping.names.push(Str::from(label.as_str()));
-            grouping.names.sort();
+            crate::sort::sort(&mut grouping.names);
             grouping.names.dedup();
         }
         let input = ev.eval_vector(&agg.expr)?;
+        super::eval::reject_histograms(&input, format_args!("aggregation count_values"))?;
         return count_values(ev, &grouping, &label, input);
     }
 
@@ -116,6 +117,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> EvalRes
         _ => None,
     };
     let input = ev.eval_vector(&agg.expr)?;
+    super::eval::reject_histograms(&input, format_args!("aggregation {}", agg.op))?;
 
     // Map every input series to its group once, in order of first appearance.
     let mut group_of = Vec::with_capacity(input.len());
@@ -286,7 +288,7 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
         return f64::INFINITY;
     }
     // NaN sorts first, as with Prometheus's value heap ordering.
-    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+    crate::sort::by(values, |a, b| match (a.is_nan(), b.is_nan()) {
         (true, true) => std::cmp::Ordering::Equal,
         (true, false) => std::cmp::Ordering::Less,
         (false, true) => std::cmp::Ordering::Greater,
@@ -374,7 +376,7 @@ impl GoHeap {
             if reverse { a > b } else { a < b }
         };
         // Reverse(less)(i, j) = less(j, i).
-        items.sort_by(|a, b| {
+        crate::sort::by(&mut items, |a, b| {
             if less(b.1, a.1) {
                 std::cmp::Ordering::Less
             } else if less(a.1, b.1) {

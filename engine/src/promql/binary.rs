@@ -62,6 +62,11 @@ pub(crate) fn eval_binary(ev: &mut Evaluator, be: &BinaryExpr) -> EvalResult<Val
     let return_bool = be.modifier.as_ref().is_some_and(|m| m.return_bool);
     let lhs = ev.eval(&be.lhs)?;
     let rhs = ev.eval(&be.rhs)?;
+    for side in [&lhs, &rhs] {
+        if let Val::Vector(series) = side {
+            super::eval::reject_histograms(series, format_args!("binary operator {}", be.op))?;
+        }
+    }
     match (lhs, rhs) {
         (Val::Scalar(a), Val::Scalar(b)) => {
             Ok(Val::Scalar(a.iter().zip(b.iter()).map(|(x, y)| scalar_binop(op, *x, *y)).collect()))
@@ -170,7 +175,7 @@ impl Matching {
         if set_op {
             card = Card::ManyToMany;
         }
-        names.sort();
+        crate::sort::sort(&mut names);
         names.dedup();
         Matching { card, on, names, include }
     }

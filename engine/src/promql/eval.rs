@@ -11,7 +11,7 @@ use promql_parser::parser::value::ValueType;
 
 use crate::labels::{Labels, METRIC_NAME, Str};
 use crate::matcher::{MatchOp, Matcher};
-use crate::sample::{Sample, is_stale_nan};
+use crate::sample::{HistogramSample, Sample, is_stale_nan};
 use crate::storage::{Queryable, SelectedSeries};
 
 use super::annotations::{Annotations, Level, Note};
@@ -25,9 +25,45 @@ use super::{EngineOptions, QueryError, aggregate, binary, functions};
 pub(crate) struct SSeries {
     pub labels: Labels,
     pub points: Vec<Sample>,
+    /// Native histogram points, at steps where `points` has none. Empty
+    /// unless the data holds native histograms; operations that do not
+    /// support them refuse series that have any (see [`reject_histograms`]).
+    pub hists: Vec<HistogramSample>,
     /// The metric name is to be dropped from `labels`. With delayed name
     /// removal this happens once at the very end; without, at the operation.
     pub drop_name: bool,
+}
+
+impl SSeries {
+    pub fn new(labels: Labels, points: Vec<Sample>, drop_name: bool) -> Self {
+        SSeries { labels, points, hists: Vec::new(), drop_name }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.hists.is_empty()
+    }
+}
+
+/// Fails when any series holds native histogram points: for the operations
+/// tocsin does not evaluate over native histograms yet, a clear error beats
+/// the silently different result dropping them would give.
+/// `what` is only formatted on failure, since this runs at every operation.
+pub(crate) fn reject_histograms(
+    series: &[SSeries],
+    what: std::fmt::Arguments<'_>,
+) -> EvalResult<()> {
+    match series.iter().find(|s| !s.hists.is_empty()) {
+        None => Ok(()),
+        Some(s) => Err(histograms_unsupported(what, &s.labels)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+pub(crate) fn histograms_unsupported(what: std::fmt::Arguments<'_>, labels: &Labels) -> QueryError {
+    QueryError::Eval(format!(
+        "{what} does not support native histograms yet in tocsin (series {labels} has native histogram samples)"
+    ))
 }
 
 /// The value of a node for all steps.
@@ -217,6 +253,7 @@ impl<'a> Evaluator<'a> {
                     Ok(Val::Scalar(v))
                 }
                 Val::Vector(mut series) => {
+                    reject_histograms(&series, format_args!("unary minus"))?;
                     for s in &mut series {
                         s.points.iter_mut().for_each(|p| p.v = -p.v);
                         s.drop_name = true;
@@ -322,7 +359,7 @@ impl<'a> Evaluator<'a> {
         for set in &sets {
             all.extend(self.storage.select(set, mint, maxt)?);
         }
-        all.sort_by(|a, b| a.labels.cmp(&b.labels).then(a.id.cmp(&b.id)));
+        crate::sort::by(&mut all, |a, b| a.labels.cmp(&b.labels).then(a.id.cmp(&b.id)));
         all.dedup_by(|a, b| a.id == b.id);
         Ok(all)
     }
@@ -348,9 +385,20 @@ impl<'a> Evaluator<'a> {
         let n = self.n_steps();
         let mut out = Vec::with_capacity(selected.len());
         let mut buf = Vec::new();
+        let mut hbuf = Vec::new();
         for s in selected {
             buf.clear();
             self.storage.samples_of(&s, mint, rmax, &mut buf)?;
+            hbuf.clear();
+            self.storage.histograms_of(&s, mint, rmax, &mut hbuf)?;
+            if !hbuf.is_empty() {
+                if let Some(series) =
+                    self.select_mixed(s.labels, &buf, &hbuf, at, off, sample_times)?
+                {
+                    out.push(series);
+                }
+                continue;
+            }
             if buf.is_empty() {
                 continue;
             }
@@ -374,23 +422,86 @@ impl<'a> Evaluator<'a> {
             }
             if !points.is_empty() {
                 self.account(points.len())?;
-                out.push(SSeries { labels: s.labels, points, drop_name: false });
+                out.push(SSeries::new(s.labels, points, false));
             }
         }
         Ok(out)
+    }
+
+    /// [`Evaluator::eval_vector_selector`] for a series holding native
+    /// histograms: at each step the newest sample of either kind wins.
+    fn select_mixed(
+        &mut self,
+        labels: Labels,
+        floats: &[Sample],
+        hists: &[HistogramSample],
+        at: Option<i64>,
+        off: i64,
+        sample_times: bool,
+    ) -> EvalResult<Option<SSeries>> {
+        let lookback = self.opts.lookback_delta_ms;
+        let mut out = SSeries::new(labels, Vec::new(), false);
+        let (mut j, mut k) = (0, 0);
+        for i in 0..self.n_steps() {
+            let ts = self.ts(i);
+            let r = at.unwrap_or(ts) - off;
+            while j < floats.len() && floats[j].t <= r {
+                j += 1;
+            }
+            while k < hists.len() && hists[k].t <= r {
+                k += 1;
+            }
+            let float = j.checked_sub(1).map(|j| floats[j]);
+            let hist = k.checked_sub(1).map(|k| &hists[k]);
+            match (float, hist) {
+                (Some(f), h) if h.is_none_or(|h| h.t < f.t) => {
+                    if f.t <= r - lookback || is_stale_nan(f.v) {
+                        continue;
+                    }
+                    let v = if sample_times { f.t as f64 / 1000.0 } else { f.v };
+                    out.points.push(Sample { t: ts, v });
+                }
+                (_, Some(h)) => {
+                    if h.t <= r - lookback {
+                        continue;
+                    }
+                    if sample_times {
+                        out.points.push(Sample { t: ts, v: h.t as f64 / 1000.0 });
+                    } else {
+                        out.hists.push(HistogramSample { t: ts, h: h.h.clone() });
+                    }
+                }
+                _ => {}
+            }
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        // A histogram holds many floats' worth of memory; Prometheus counts
+        // it by its size too, which one point per bucket approximates.
+        let weight: usize = out
+            .hists
+            .iter()
+            .map(|h| 1 + h.h.positive_buckets.len() + h.h.negative_buckets.len())
+            .sum();
+        self.account(out.points.len() + weight)?;
+        Ok(Some(out))
     }
 
     fn eval_matrix_selector_instant(&mut self, ms: &MatrixSelector) -> EvalResult<Val> {
         let input = self.range_input(&Expr::MatrixSelector(ms.clone()))?;
         let mut out = Vec::new();
         let mut buf = Vec::new();
+        let mut hbuf = Vec::new();
         let r = input.at.unwrap_or(self.start) - input.offset;
         for i in 0..input.len() {
-            let (labels, _) = input.load(i, self.storage, &mut buf)?;
+            let (labels, _) = input.load_all(i, self.storage, &mut buf, &mut hbuf)?;
             let points: Vec<Sample> =
                 buf.iter().copied().filter(|p| p.t > r - input.range && p.t <= r).collect();
-            if !points.is_empty() {
-                out.push(Series { labels, points });
+            let histograms: Vec<HistogramSample> =
+                hbuf.iter().filter(|p| p.t > r - input.range && p.t <= r).cloned().collect();
+            if !points.is_empty() || !histograms.is_empty() {
+                out.push(Series { labels, points, histograms });
             }
         }
         Ok(Val::Range(out))
@@ -401,15 +512,18 @@ impl<'a> Evaluator<'a> {
         let r = input.at.unwrap_or(self.start) - input.offset;
         let mut out = Vec::new();
         let mut buf = Vec::new();
+        let mut hbuf = Vec::new();
         for i in 0..input.len() {
-            let (mut labels, drop_name) = input.load(i, self.storage, &mut buf)?;
+            let (mut labels, drop_name) = input.load_all(i, self.storage, &mut buf, &mut hbuf)?;
             if drop_name {
                 labels = labels.without_metric_name();
             }
             let points: Vec<Sample> =
                 buf.iter().copied().filter(|p| p.t > r - input.range && p.t <= r).collect();
-            if !points.is_empty() {
-                out.push(Series { labels, points });
+            let histograms: Vec<HistogramSample> =
+                hbuf.iter().filter(|p| p.t > r - input.range && p.t <= r).cloned().collect();
+            if !points.is_empty() || !histograms.is_empty() {
+                out.push(Series { labels, points, histograms });
             }
         }
         Ok(Val::Range(out))
@@ -470,11 +584,9 @@ impl<'a> Evaluator<'a> {
                 self.samples_loaded = child.samples_loaded;
                 let series = match val {
                     Val::Vector(v) => v,
-                    Val::Scalar(values) => vec![SSeries {
-                        labels: Labels::empty(),
-                        points: child.scalar_points(&values),
-                        drop_name: false,
-                    }],
+                    Val::Scalar(values) => {
+                        vec![SSeries::new(Labels::empty(), child.scalar_points(&values), false)]
+                    }
                     _ => {
                         return Err(QueryError::Eval(
                             "subquery is only allowed on instant vector".into(),
@@ -515,18 +627,39 @@ impl RangeInput {
     }
 
     /// Loads series `i` into `buf` without staleness markers (they are never
-    /// part of a range); returns its labels and whether its name is to be dropped.
+    /// part of a range); returns its labels and whether its name is to be
+    /// dropped. For `function`, which takes floats only: a series with
+    /// native histogram samples in the range is refused.
     pub fn load(
         &self,
         i: usize,
         storage: &dyn Queryable,
         buf: &mut Vec<Sample>,
+        function: &str,
+    ) -> EvalResult<(Labels, bool)> {
+        let mut hists = Vec::new();
+        let loaded = self.load_all(i, storage, buf, &mut hists)?;
+        if !hists.is_empty() {
+            return Err(histograms_unsupported(format_args!("function {function}()"), &loaded.0));
+        }
+        Ok(loaded)
+    }
+
+    /// [`RangeInput::load`], with native histogram samples loaded into `hists`.
+    pub fn load_all(
+        &self,
+        i: usize,
+        storage: &dyn Queryable,
+        buf: &mut Vec<Sample>,
+        hists: &mut Vec<HistogramSample>,
     ) -> EvalResult<(Labels, bool)> {
         buf.clear();
+        hists.clear();
         match &self.source {
             RangeSource::Stored { series, mint, maxt } => {
                 let s = &series[i];
                 storage.samples_of(s, *mint, *maxt, buf)?;
+                storage.histograms_of(s, *mint, *maxt, hists)?;
                 // Checked first: markers are rare, and finding none is cheaper
                 // than a `retain` that keeps everything.
                 if buf.iter().any(|p| is_stale_nan(p.v)) {
@@ -537,6 +670,7 @@ impl RangeInput {
             RangeSource::Computed(series) => {
                 let s = &series[i];
                 buf.extend_from_slice(&s.points);
+                hists.extend_from_slice(&s.hists);
                 Ok((s.labels.clone(), s.drop_name))
             }
         }
@@ -593,6 +727,7 @@ pub(crate) fn merge_same_labels(series: Vec<SSeries>) -> EvalResult<Vec<SSeries>
             Some(&i) => {
                 let target = &mut out[i];
                 target.points.extend(s.points);
+                target.hists.extend(s.hists);
                 target.drop_name |= s.drop_name;
                 merged_any = true;
             }
@@ -605,8 +740,16 @@ pub(crate) fn merge_same_labels(series: Vec<SSeries>) -> EvalResult<Vec<SSeries>
     if merged_any {
         for s in &mut out {
             if s.points.windows(2).any(|w| w[1].t <= w[0].t) {
-                s.points.sort_by_key(|p| p.t);
+                crate::sort::by_key(&mut s.points, |p| p.t);
                 if s.points.windows(2).any(|w| w[0].t == w[1].t) {
+                    return Err(same_labelset());
+                }
+            }
+            if !s.hists.is_empty() {
+                crate::sort::by_key(&mut s.hists, |p| p.t);
+                if s.hists.windows(2).any(|w| w[0].t == w[1].t)
+                    || s.hists.iter().any(|h| s.points.binary_search_by_key(&h.t, |p| p.t).is_ok())
+                {
                     return Err(same_labelset());
                 }
             }
@@ -672,7 +815,7 @@ impl SlotBuilder {
 
     /// Registers an output series and returns its slot.
     pub fn slot(&mut self, labels: Labels, drop_name: bool) -> usize {
-        self.series.push(SSeries { labels, points: Vec::new(), drop_name });
+        self.series.push(SSeries::new(labels, Vec::new(), drop_name));
         self.last_t.push(i64::MIN);
         self.series.len() - 1
     }

@@ -14,7 +14,8 @@ use crate::sample::Sample;
 use super::QueryError;
 use super::aggregate::quantile;
 use super::eval::{
-    EvalResult, Evaluator, SSeries, StepIndex, Val, merge_same_labels, unwrap_parens,
+    EvalResult, Evaluator, SSeries, StepIndex, Val, merge_same_labels, reject_histograms,
+    unwrap_parens,
 };
 use super::kahan;
 use super::{annotations, histogram};
@@ -68,6 +69,16 @@ pub(crate) fn eval_call(ev: &mut Evaluator, expr: &Expr, call: &Call) -> EvalRes
     let mut vals = Vec::with_capacity(args.len());
     for a in &args {
         vals.push(ev.eval(a)?);
+    }
+    if !matches!(
+        name,
+        "timestamp" | "absent" | "histogram_count" | "histogram_sum" | "histogram_avg"
+    ) {
+        for v in &vals {
+            if let Val::Vector(series) = v {
+                reject_histograms(series, format_args!("function {name}()"))?;
+            }
+        }
     }
     eval_instant_call(ev, name, &args, vals)
 }
@@ -200,11 +211,7 @@ fn eval_instant_call(
         "step" => Ok(Val::Scalar(vec![ev.query_step as f64 / 1000.0; n])),
         "vector" => {
             let values = scalar_arg(&vals, 0)?;
-            Ok(Val::Vector(vec![SSeries {
-                labels: Labels::empty(),
-                points: ev.scalar_points(values),
-                drop_name: false,
-            }]))
+            Ok(Val::Vector(vec![SSeries::new(Labels::empty(), ev.scalar_points(values), false)]))
         }
         "scalar" => {
             let series = take_vector(&mut vals, 0)?;
@@ -229,19 +236,17 @@ fn eval_instant_call(
         }
         "absent" => {
             let series = take_vector(&mut vals, 0)?;
-            let idx = StepIndex::new(ev, &series);
-            let points: Vec<Sample> = (0..n)
-                .filter(|&i| idx.at(i).is_empty())
-                .map(|i| Sample { t: ev.ts(i), v: 1.0 })
-                .collect();
+            let mut present = vec![false; n];
+            for s in &series {
+                let times = s.points.iter().map(|p| p.t).chain(s.hists.iter().map(|h| h.t));
+                times.for_each(|t| present[ev.step_of(t)] = true);
+            }
+            let points: Vec<Sample> =
+                (0..n).filter(|&i| !present[i]).map(|i| Sample { t: ev.ts(i), v: 1.0 }).collect();
             if points.is_empty() {
                 return Ok(Val::Vector(Vec::new()));
             }
-            Ok(Val::Vector(vec![SSeries {
-                labels: absent_labels(args[0]),
-                points,
-                drop_name: false,
-            }]))
+            Ok(Val::Vector(vec![SSeries::new(absent_labels(args[0]), points, false)]))
         }
         "histogram_quantile" => {
             let q = scalar_arg(&vals, 0)?.to_vec();
@@ -262,10 +267,30 @@ fn eval_instant_call(
                 .collect::<EvalResult<_>>()?;
             histogram::classic_quantiles(ev, series, &label, &qs, args)
         }
-        // Native-histogram functions: float samples carry no histogram, so
-        // these select nothing, exactly as in Prometheus.
-        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
-        | "histogram_stdvar" => Ok(Val::Vector(Vec::new())),
+        // Native-histogram functions ignore float samples, as in Prometheus.
+        "histogram_count" | "histogram_sum" | "histogram_avg" => {
+            let mut series = take_vector(&mut vals, 0)?;
+            for s in &mut series {
+                s.points = s
+                    .hists
+                    .drain(..)
+                    .map(|p| {
+                        let h = &p.h;
+                        let v = match name {
+                            "histogram_count" => h.count,
+                            "histogram_sum" => h.sum,
+                            _ => h.sum / h.count,
+                        };
+                        Sample { t: p.t, v }
+                    })
+                    .collect();
+                s.drop_name = true;
+            }
+            series.retain(|s| !s.points.is_empty());
+            Ok(Val::Vector(ev.drop_names_now(series)?))
+        }
+        // Only reached without histograms (refused above): nothing to select.
+        "histogram_stddev" | "histogram_stdvar" => Ok(Val::Vector(Vec::new())),
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute"
         | "month" | "year" => {
             let f = date_fn(name);
@@ -274,7 +299,7 @@ fn eval_instant_call(
                 let points = (0..n)
                     .map(|i| Sample { t: ev.ts(i), v: f(ev.ts(i).div_euclid(1000)) })
                     .collect();
-                Ok(Val::Vector(vec![SSeries { labels: Labels::empty(), points, drop_name: false }]))
+                Ok(Val::Vector(vec![SSeries::new(Labels::empty(), points, false)]))
             } else {
                 let series = take_vector(&mut vals, 0)?;
                 map_points(ev, series, |v| f(go_float_to_i64(v)))
@@ -318,6 +343,10 @@ fn go_float_to_i64(v: f64) -> i64 {
 
 fn map_timestamps(ev: &Evaluator, mut series: Vec<SSeries>) -> EvalResult<Val> {
     for s in &mut series {
+        if !s.hists.is_empty() {
+            s.points.extend(s.hists.drain(..).map(|h| Sample { t: h.t, v: 0.0 }));
+            crate::sort::by_key(&mut s.points, |p| p.t);
+        }
         s.points.iter_mut().for_each(|p| p.v = p.t as f64 / 1000.0);
         s.drop_name = true;
     }
@@ -329,18 +358,18 @@ fn map_timestamps(ev: &Evaluator, mut series: Vec<SSeries>) -> EvalResult<Val> {
 fn sort_instant(name: &str, series: &mut [SSeries], labels: &[&str]) {
     let v = |s: &SSeries| s.points.first().map_or(f64::NAN, |p| p.v);
     match name {
-        "sort" => series.sort_by(|a, b| {
+        "sort" => crate::sort::by(series, |a, b| {
             let (x, y) = (v(a), v(b));
             // Reverse of "NaN first, then descending" = ascending, NaN last.
             order_by_less(|p, q| p.is_nan() || p > q, y, x)
         }),
-        "sort_desc" => series.sort_by(|a, b| {
+        "sort_desc" => crate::sort::by(series, |a, b| {
             let (x, y) = (v(a), v(b));
             order_by_less(|p, q| p.is_nan() || p < q, y, x)
         }),
         _ => {
             let desc = name == "sort_by_label_desc";
-            series.sort_by(|a, b| {
+            crate::sort::by(series, |a, b| {
                 for l in labels {
                     let (x, y) = (a.labels.get_or_empty(l), b.labels.get_or_empty(l));
                     if x == y {
@@ -559,7 +588,7 @@ fn eval_range_call(
     let mut scalars = vec![0.0; scalar_args.len()];
     let mut present = if name == "absent_over_time" { vec![false; n] } else { Vec::new() };
     for si in 0..input.len() {
-        let (labels, in_drop) = input.load(si, ev.storage, &mut buf)?;
+        let (labels, in_drop) = input.load(si, ev.storage, &mut buf, name)?;
         ev.account(buf.len())?;
         let mut points = Vec::new();
         let (mut lo, mut hi) = (0usize, 0usize);
@@ -614,7 +643,7 @@ fn eval_range_call(
             }
         }
         if !points.is_empty() {
-            out.push(SSeries { labels, points, drop_name: !keep_name || in_drop });
+            out.push(SSeries::new(labels, points, !keep_name || in_drop));
         }
     }
     if name == "absent_over_time" {
@@ -623,11 +652,7 @@ fn eval_range_call(
         if points.is_empty() {
             return Ok(Val::Vector(Vec::new()));
         }
-        return Ok(Val::Vector(vec![SSeries {
-            labels: absent_labels(args[range_idx]),
-            points,
-            drop_name: true,
-        }]));
+        return Ok(Val::Vector(vec![SSeries::new(absent_labels(args[range_idx]), points, true)]));
     }
     Ok(Val::Vector(ev.drop_names_now(out)?))
 }

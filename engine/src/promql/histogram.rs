@@ -22,7 +22,9 @@ pub(crate) struct Bucket {
 }
 
 fn sort_and_coalesce(buckets: &mut Vec<Bucket>) {
-    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
+    crate::sort::by(buckets, |a, b| {
+        a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal)
+    });
     let mut out: Vec<Bucket> = Vec::with_capacity(buckets.len());
     for b in buckets.drain(..) {
         match out.last_mut() {
@@ -70,7 +72,9 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) 
     if q > 1.0 {
         return (f64::INFINITY, false);
     }
-    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
+    crate::sort::by(buckets, |a, b| {
+        a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal)
+    });
     if !buckets.last().is_some_and(|b| b.upper == f64::INFINITY) {
         return (f64::NAN, false);
     }
@@ -106,7 +110,9 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) 
 /// The fraction of observations between `lower` and `upper`, interpolating
 /// linearly within buckets.
 pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
-    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
+    crate::sort::by(buckets, |a, b| {
+        a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal)
+    });
     if !buckets.last().is_some_and(|b| b.upper == f64::INFINITY) {
         return f64::NAN;
     }

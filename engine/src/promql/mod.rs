@@ -167,15 +167,21 @@ impl Engine {
             eval::Val::Vector(series) => Value::Vector(
                 series
                     .into_iter()
-                    .filter_map(|s| {
-                        s.points.first().map(|p| InstantSample { labels: s.labels, t, v: p.v })
+                    .filter_map(|mut s| match s.points.first() {
+                        Some(p) => Some(InstantSample::float(s.labels, t, p.v)),
+                        None => s.hists.pop().map(|h| InstantSample {
+                            labels: s.labels,
+                            t,
+                            v: 0.0,
+                            h: Some(h.h),
+                        }),
                     })
                     .collect(),
             ),
             eval::Val::Scalar(v) => Value::Scalar { t, v: v.first().copied().unwrap_or(f64::NAN) },
             eval::Val::Str(s) => Value::String { t, s },
             eval::Val::Range(mut series) => {
-                series.sort_by(|a, b| a.labels.cmp(&b.labels));
+                crate::sort::by(&mut series, |a, b| a.labels.cmp(&b.labels));
                 Value::Matrix(series)
             }
         };
@@ -247,18 +253,19 @@ impl Engine {
         let mut series: Vec<Series> = match val {
             eval::Val::Vector(series) => series
                 .into_iter()
-                .filter(|s| !s.points.is_empty())
-                .map(|s| Series { labels: s.labels, points: s.points })
+                .filter(|s| !s.is_empty())
+                .map(|s| Series { labels: s.labels, points: s.points, histograms: s.hists })
                 .collect(),
             eval::Val::Scalar(values) => vec![Series {
                 labels: crate::labels::Labels::empty(),
                 points: ev.scalar_points(&values),
+                histograms: Vec::new(),
             }],
             eval::Val::Str(_) | eval::Val::Range(_) => {
                 return Err(QueryError::Eval("unexpected result type for range query".into()));
             }
         };
-        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        crate::sort::by(&mut series, |a, b| a.labels.cmp(&b.labels));
         Ok(ev.finish(Value::Matrix(series)))
     }
 }
@@ -270,6 +277,8 @@ impl Engine {
 pub struct StepVectors {
     /// Each series with its points and a cursor to the next unread one.
     series: Vec<(crate::labels::Labels, Vec<crate::sample::Sample>, usize)>,
+    /// The same for series with native histogram points.
+    hists: Vec<(crate::labels::Labels, Vec<crate::sample::HistogramSample>, usize)>,
     scalar: bool,
 }
 
@@ -284,18 +293,27 @@ impl StepVectors {
                 *next += 1;
             }
             if let Some(p) = points.get(*next).filter(|p| p.t == t) {
-                out.push(InstantSample { labels: labels.clone(), t, v: p.v });
+                out.push(InstantSample::float(labels.clone(), t, p.v));
+            }
+        }
+        for (labels, points, next) in &mut self.hists {
+            while points.get(*next).is_some_and(|p| p.t < t) {
+                *next += 1;
+            }
+            if let Some(p) = points.get(*next).filter(|p| p.t == t) {
+                out.push(InstantSample { labels: labels.clone(), t, v: 0.0, h: Some(p.h.clone()) });
             }
         }
         if self.scalar && out.is_empty() {
-            out.push(InstantSample { labels: crate::labels::Labels::empty(), t, v: f64::NAN });
+            out.push(InstantSample::float(crate::labels::Labels::empty(), t, f64::NAN));
         }
         out
     }
 
     /// How many points the evaluation produced.
     pub fn points(&self) -> usize {
-        self.series.iter().map(|(_, p, _)| p.len()).sum()
+        self.series.iter().map(|(_, p, _)| p.len()).sum::<usize>()
+            + self.hists.iter().map(|(_, p, _)| p.len()).sum::<usize>()
     }
 }
 
@@ -317,16 +335,22 @@ impl Engine {
         }
         let mut ev = eval::Evaluator::new(storage, &self.opts, start, end, step);
         match ev.eval_top(expr)? {
-            eval::Val::Vector(series) => Ok(StepVectors {
-                series: series
-                    .into_iter()
-                    .filter(|s| !s.points.is_empty())
-                    .map(|s| (s.labels, s.points, 0))
-                    .collect(),
-                scalar: false,
-            }),
+            eval::Val::Vector(series) => {
+                let mut floats = Vec::with_capacity(series.len());
+                let mut hists = Vec::new();
+                for s in series {
+                    if !s.hists.is_empty() {
+                        hists.push((s.labels.clone(), s.hists, 0));
+                    }
+                    if !s.points.is_empty() {
+                        floats.push((s.labels, s.points, 0));
+                    }
+                }
+                Ok(StepVectors { series: floats, hists, scalar: false })
+            }
             eval::Val::Scalar(values) => Ok(StepVectors {
                 series: vec![(crate::labels::Labels::empty(), ev.scalar_points(&values), 0)],
+                hists: Vec::new(),
                 scalar: true,
             }),
             eval::Val::Str(_) | eval::Val::Range(_) => {

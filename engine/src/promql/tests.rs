@@ -208,3 +208,69 @@ fn dropping_names_merges_or_refuses_only_what_collides() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// A head with series `h` (histograms of count 1, 2, 3 at minutes 0-2, then
+/// a float 10 at minute 3) and a float series `f`.
+fn histogram_head() -> Head {
+    use crate::histogram::{FloatHistogram, Span};
+    use std::sync::Arc;
+    let h = head(&[(&[("__name__", "f")], &[(0, 1.0), (M, 2.0)])]);
+    let s = h.get_or_create(&Labels::from_pairs(&[("__name__", "h")]));
+    for i in 0..3 {
+        let c = (i + 1) as f64;
+        let fh = FloatHistogram {
+            count: c,
+            sum: 10.0 * c,
+            positive_spans: vec![Span { offset: 0, length: 1 }],
+            positive_buckets: vec![c],
+            ..FloatHistogram::default()
+        };
+        h.append_histogram(&s, i * M, Arc::new(fh)).unwrap();
+    }
+    h.append(&s, 3 * M, 10.0).unwrap();
+    h
+}
+
+#[test]
+fn selectors_return_native_histograms_and_the_newest_sample_of_either_kind() {
+    let h = histogram_head();
+    let e = Engine::default();
+    let Value::Vector(v) = e.instant(&h, "h", 2 * M + 30_000).unwrap().value else { panic!() };
+    assert_eq!(v.len(), 1);
+    let got = v[0].h.as_ref().expect("a histogram sample");
+    assert_eq!((got.count, got.sum, v[0].v), (3.0, 30.0, 0.0));
+    // The float at minute 3 is newer than every histogram.
+    assert_eq!(instant(&h, "h", 3 * M), [("{__name__=\"h\"}".to_owned(), 10.0)]);
+    assert_eq!(instant(&h, "timestamp(h)", 2 * M + 1), [("{}".to_owned(), 120.0)]);
+    assert_eq!(instant(&h, "histogram_count(h)", M), [("{}".to_owned(), 2.0)]);
+    assert_eq!(instant(&h, "histogram_sum(h)", M), [("{}".to_owned(), 20.0)]);
+    assert_eq!(instant(&h, "histogram_avg(h)", M), [("{}".to_owned(), 10.0)]);
+    // Floats are ignored by the histogram functions, as in Prometheus.
+    assert!(instant(&h, "histogram_count(h)", 3 * M).is_empty());
+    assert!(instant(&h, "absent(h)", M).is_empty());
+
+    // A range query keeps both kinds, each at its steps.
+    let Value::Matrix(m) = e.range(&h, "h", 0, 3 * M, M).unwrap().value else { panic!() };
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].histograms.iter().map(|p| p.t).collect::<Vec<_>>(), [0, M, 2 * M]);
+    assert_eq!(m[0].points, [crate::sample::Sample::new(3 * M, 10.0)]);
+    // And a range selector shows the histograms in its window.
+    let Value::Matrix(m) = e.instant(&h, "h[90s]", 2 * M).unwrap().value else { panic!() };
+    assert_eq!(m[0].histograms.len(), 2);
+}
+
+#[test]
+fn operations_without_native_histogram_support_say_so() {
+    let h = histogram_head();
+    let e = Engine::default();
+    for q in
+        ["sum(h)", "h + 1", "-h", "abs(h)", "rate(h[5m])", "h and f", "max_over_time(h[1m:30s])"]
+    {
+        let err = e.instant(&h, q, 2 * M).unwrap_err().to_string();
+        assert!(err.contains("does not support native histograms yet"), "{q}: {err}");
+        assert!(err.contains("{__name__=\"h\"}"), "{q}: {err}");
+    }
+    // Only series that hold histograms in what the operation reads matter.
+    assert_eq!(instant(&h, "sum(f)", M), [("{}".to_owned(), 2.0)]);
+    assert_eq!(instant(&h, "h + 1", 3 * M), [("{}".to_owned(), 11.0)]);
+}

@@ -263,13 +263,10 @@ impl AlertingState {
                     (alerts, for_state)
                 }
             };
-            out.series.push(InstantSample { labels: alerts, t: write_ts, v: 1.0 });
-            out.series.push(InstantSample {
-                labels: for_state,
-                t: write_ts,
-                // Whole seconds, as Go's time.Unix() gives them.
-                v: a.active_at.div_euclid(1000) as f64,
-            });
+            out.series.push(InstantSample::float(alerts, write_ts, 1.0));
+            // Whole seconds, as Go's time.Unix() gives them.
+            let active_at = a.active_at.div_euclid(1000) as f64;
+            out.series.push(InstantSample::float(for_state, write_ts, active_at));
         }
         for l in remove {
             self.active.remove(&l);

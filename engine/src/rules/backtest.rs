@@ -353,7 +353,7 @@ fn backtest_with(
                         .filter(|(_, a)| a.state == AlertState::Firing)
                         .map(|(l, a)| (l.clone(), a.annotations.clone()))
                         .collect();
-                    alerts.sort_by(|a, b| a.0.cmp(&b.0));
+                    crate::sort::by(&mut alerts, |a, b| a.0.cmp(&b.0));
                     result.firing_snapshots.push(FiringSnapshot {
                         t: ts,
                         group: group.name.clone(),
@@ -399,8 +399,8 @@ pub fn load_data_bounded(
     if looks_yaml {
         let series = super::unittest::parse_data_yaml(&text, max_samples)
             .map_err(|e| format!("{name}:{e}"))?;
-        for (labels, samples) in series {
-            head.append_many(&head.get_or_create(&labels), &samples);
+        for input in series {
+            input.append_until(head, i64::MAX, &mut (0, 0));
         }
         return Ok(());
     }

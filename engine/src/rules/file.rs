@@ -394,10 +394,10 @@ fn parse_rule(
             None => merged.push((k, v)),
         }
     }
-    merged.sort();
+    crate::sort::sort(&mut merged);
     let mut annotations: Vec<(String, String)> =
         annotations.into_iter().map(|(k, v, _)| (k, v)).collect();
-    annotations.sort();
+    crate::sort::sort(&mut annotations);
     let kind = if alert.is_empty() {
         RuleKind::Record
     } else {

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{Engine, InstantSample, Value};
 use crate::sample::STALE_NAN;
-use crate::storage::{AppendError, Head, Queryable};
+use crate::storage::{AppendError, Head, HistogramAppendError, Queryable};
 use crate::templates::{self, QuerySample, Template, TemplateData, TemplateQuerier};
 
 use super::alerting::{ALERT_NAME_LABEL, Alert, AlertingState, Candidate};
@@ -301,7 +301,23 @@ impl Group {
         let mut discarded = Discarded::default();
         let mut first_error = None;
         for s in vector {
-            match head.append_labels(&s.labels, s.t, s.v) {
+            let appended = match s.h {
+                None => head.append_labels(&s.labels, s.t, s.v),
+                Some(h) => {
+                    match head.append_histogram(&head.get_or_create(&s.labels), s.t, h) {
+                        Ok(()) => Ok(()),
+                        Err(HistogramAppendError::Append(e)) => Err(e),
+                        // The engine's own results are valid histograms;
+                        // should one not be, the rule says so.
+                        Err(e @ HistogramAppendError::Invalid(_)) => {
+                            rule.health = RuleHealth::Err;
+                            rule.last_error = Some(e.to_string());
+                            continue;
+                        }
+                    }
+                }
+            };
+            match appended {
                 Ok(()) => {
                     written.insert(s.labels);
                 }
@@ -428,7 +444,7 @@ pub fn query_vector(
     let res = engine.instant_expr(storage, expr, t).map_err(|e| e.to_string())?;
     match res.value {
         Value::Vector(v) => Ok(v),
-        Value::Scalar { t, v } => Ok(vec![InstantSample { labels: Labels::empty(), t, v }]),
+        Value::Scalar { t, v } => Ok(vec![InstantSample::float(Labels::empty(), t, v)]),
         _ => Err("rule result is not a vector or scalar".into()),
     }
 }
@@ -454,7 +470,7 @@ fn record(
                 "vector contains metrics with the same labelset after applying rule labels".into(),
             );
         }
-        out.push(InstantSample { labels, t: s.t, v: s.v });
+        out.push(InstantSample { labels, t: s.t, v: s.v, h: s.h });
     }
     if limit > 0 && out.len() > limit {
         return Err(format!("exceeded limit of {limit} with {} series", out.len()));

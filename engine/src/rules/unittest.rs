@@ -13,7 +13,7 @@ use crate::gofmt;
 use crate::labels::{Label, Labels};
 use crate::notation;
 use crate::promql::{Engine, EngineOptions};
-use crate::sample::Sample;
+use crate::sample::{HistogramSample, Sample};
 use crate::storage::Head;
 use crate::yaml::{self, Fields, Node, YamlError};
 
@@ -409,6 +409,61 @@ pub fn run_test_file(path: &str, files: &dyn TestFiles, opts: &UnitTestOptions) 
     report
 }
 
+/// One `input_series` entry: a series and its samples of either kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputSeries {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+    pub histograms: Vec<HistogramSample>,
+}
+
+impl InputSeries {
+    /// How many samples of both kinds.
+    pub fn len(&self) -> usize {
+        self.samples.len() + self.histograms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends the samples at or before `until` that are not yet in `head`,
+    /// oldest first across both kinds; `next` holds how many of each were
+    /// appended before. Rejections are left to the head's counters, as
+    /// promtool ignores them too.
+    pub fn append_until(&self, head: &Head, until: i64, next: &mut (usize, usize)) {
+        let floats = &self.samples[next.0.min(self.samples.len())..];
+        let due = floats.partition_point(|s| s.t <= until);
+        let hists = &self.histograms[next.1.min(self.histograms.len())..];
+        let hists_due = hists.partition_point(|s| s.t <= until);
+        if due == 0 && hists_due == 0 {
+            return;
+        }
+        let series = head.get_or_create(&self.labels);
+        if hists_due == 0 {
+            // Floats only, the usual case: one lock for them all.
+            head.append_many(&series, &floats[..due]);
+            next.0 += due;
+            return;
+        }
+        loop {
+            let f = self.samples.get(next.0).filter(|s| s.t <= until);
+            let h = self.histograms.get(next.1).filter(|s| s.t <= until);
+            match (f, h) {
+                (Some(f), h) if h.is_none_or(|h| f.t <= h.t) => {
+                    let _ = head.append(&series, f.t, f.v);
+                    next.0 += 1;
+                }
+                (_, Some(h)) => {
+                    let _ = head.append_histogram(&series, h.t, h.h.clone());
+                    next.1 += 1;
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
 /// One `input_series` entry expanded to samples from `start_ms` every
 /// `interval_ms`.
 pub fn input_series(
@@ -416,30 +471,33 @@ pub fn input_series(
     values: &str,
     start_ms: i64,
     interval_ms: i64,
-) -> Result<(Labels, Vec<Sample>), String> {
+) -> Result<InputSeries, String> {
     let line = format!("{series} {values}");
     let desc = notation::parse_series(&line)
         .map_err(|e| format!("error in input_series {}: {e}", gofmt::quote(&line)))?;
-    let samples = desc
-        .float_samples(start_ms, interval_ms)
-        .map_err(|e| format!("error in input_series: {e}"))?;
-    Ok((desc.labels, samples))
+    let (samples, histograms) = desc.samples(start_ms, interval_ms);
+    let histograms =
+        histograms.into_iter().map(|(t, h)| HistogramSample { t, h }).collect::<Vec<_>>();
+    Ok(InputSeries { labels: desc.labels, samples, histograms })
 }
 
 /// The `interval` and `input_series` of a data file for backtests: either a
 /// promtool test file (its first test group) or a mapping with those keys.
-pub fn parse_data_yaml(
-    text: &str,
-    max_samples: usize,
-) -> Result<Vec<(Labels, Vec<Sample>)>, String> {
+pub fn parse_data_yaml(text: &str, max_samples: usize) -> Result<Vec<InputSeries>, String> {
     let doc = yaml::parse(text).map_err(|e| e.to_string())?;
     let Some(root) = doc.root else { return Ok(Vec::new()) };
     let top = Fields::new(&root, "data file", &[], true).map_err(|e| e.to_string())?;
+    // Only the first group's series and the intervals matter here, so the
+    // rest of a test file is not parsed (which also keeps the test-file
+    // parser out of the playground's bundle).
     let (group, eval_interval) = match top.get("tests") {
         Some(tests) => {
             let first = tests.as_seq().map_err(|e| e.to_string())?.first().cloned();
-            let tf = parse_test_file(text).map_err(|e| e.to_string())?;
-            (first, tf.evaluation_interval_ms)
+            let interval = match top.get("evaluation_interval") {
+                Some(n) if !n.is_null() => duration_node(n).map_err(|e| e.to_string())?,
+                _ => 0,
+            };
+            (first, if interval == 0 { 60_000 } else { interval })
         }
         None => (Some(root.clone()), 60_000),
     };
@@ -469,19 +527,13 @@ pub fn parse_data_yaml(
         let values = sf.string("values").map_err(|e| e.to_string())?;
         let expanded = input_series(&series, &values, start, interval)
             .map_err(|e| format!("{}: {e}", s.pos))?;
-        total = total.saturating_add(expanded.1.len());
+        total = total.saturating_add(expanded.len());
         if total > max_samples {
             return Err(format!("{}: the data expands to more than {max_samples} samples", s.pos));
         }
         out.push(expanded);
     }
     Ok(out)
-}
-
-struct InputSeries {
-    labels: Labels,
-    samples: Vec<Sample>,
-    next: usize,
 }
 
 fn run_group(
@@ -500,7 +552,7 @@ fn run_group(
     let mut inputs = Vec::new();
     for (series, values, _pos) in &tg.input_series {
         match input_series(series, values, tg.start_ms, interval) {
-            Ok((labels, samples)) => inputs.push(InputSeries { labels, samples, next: 0 }),
+            Ok(input) => inputs.push((input, (0, 0))),
             Err(e) => return vec![e],
         }
     }
@@ -521,7 +573,7 @@ fn run_group(
             Err(errs) => return errs.iter().map(ToString::to_string).collect(),
         }
     }
-    groups.sort_by_key(|g| order.get(g.name.as_str()).copied().unwrap_or(0));
+    crate::sort::by_key(&mut groups, |g| order.get(g.name.as_str()).copied().unwrap_or(0));
 
     let mut alert_times: Vec<i64> = Vec::new();
     for a in &tg.alert_rule_test {
@@ -538,7 +590,7 @@ fn run_group(
         }
         alert_times.push(a.eval_time_ms);
     }
-    alert_times.sort_unstable();
+    crate::sort::unstable(&mut alert_times);
     alert_times.dedup();
 
     let engine = Engine::new(EngineOptions {
@@ -563,14 +615,8 @@ fn run_group(
     let mut curr = 0;
     let mut ts = mint;
     while ts <= maxt {
-        for s in inputs.iter_mut() {
-            while let Some(smp) = s.samples.get(s.next) {
-                if smp.t > ts {
-                    break;
-                }
-                let _ = head.append_labels(&s.labels, smp.t, smp.v);
-                s.next += 1;
-            }
+        for (input, next) in inputs.iter_mut() {
+            input.append_until(&head, ts, next);
         }
         let mut eval_errs = Vec::new();
         let mut sent: Vec<(String, Labels)> = Vec::new();
@@ -634,8 +680,8 @@ fn run_group(
                         (b.labels(), a.clone())
                     })
                     .collect();
-                got.sort();
-                exp.sort();
+                crate::sort::sort(&mut got);
+                crate::sort::sort(&mut exp);
                 if got != exp {
                     let test_name = if tg.name.is_empty() {
                         String::new()
@@ -673,7 +719,7 @@ fn run_group(
                     }
                 }
             }
-            got.sort();
+            crate::sort::sort(&mut got);
             let mut exp: Vec<(String, Labels, Labels)> = Vec::new();
             // Annotations left out of an expectation are not compared.
             for (state, labels, ann) in &case.exp {
@@ -682,7 +728,7 @@ fn run_group(
                 let ann = ann.clone().or(actual).unwrap_or_default();
                 exp.push((state.clone(), labels.clone(), ann));
             }
-            exp.sort();
+            crate::sort::sort(&mut exp);
             if got != exp {
                 let show = |v: &[(String, Labels, Labels)]| {
                     if v.is_empty() {
@@ -703,9 +749,9 @@ fn run_group(
         }
         for case in tg.notification_test.iter().filter(|c| in_step(c.eval_time_ms)) {
             let mut exp = case.exp.clone();
-            exp.sort();
+            crate::sort::sort(&mut exp);
             let mut got = sent.clone();
-            got.sort();
+            crate::sort::sort(&mut got);
             if got != exp {
                 let show = |v: &[(String, Labels)]| {
                     if v.is_empty() {
@@ -730,8 +776,14 @@ fn run_group(
         let got = crate::promql::parse(&case.expr)
             .map_err(|e| e.to_string())
             .and_then(|e| super::group::query_vector(&engine, &head, &e, at));
-        let mut got: Vec<(Labels, f64)> = match got {
-            Ok(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
+        let mut got: Vec<(Labels, f64, String)> = match got {
+            Ok(v) => v
+                .into_iter()
+                .map(|s| {
+                    let h = s.h.map(|h| h.test_expression()).unwrap_or_default();
+                    (s.labels, s.v, h)
+                })
+                .collect(),
             Err(e) => {
                 errs.push(format!(
                     "    expr: {}, time: {time}, err: {e}",
@@ -750,13 +802,13 @@ fn run_group(
             };
             let parsed = metric.and_then(|l| {
                 if s.histogram.is_empty() {
-                    Ok(l)
+                    Ok((l, String::new()))
                 } else {
-                    Err("native histograms are not supported yet".to_owned())
+                    expected_histogram(&s.histogram).map(|h| (l, h))
                 }
             });
             match parsed {
-                Ok(l) => exp.push((l, s.value)),
+                Ok((l, h)) => exp.push((l, s.value, h)),
                 Err(e) => {
                     errs.push(format!(
                         "    expr: {}, time: {time}, err: labels {}: {e}",
@@ -767,10 +819,13 @@ fn run_group(
                 }
             }
         }
-        exp.sort_by(|a, b| a.0.cmp(&b.0));
-        got.sort_by(|a, b| a.0.cmp(&b.0));
+        crate::sort::by(&mut exp, |a, b| a.0.cmp(&b.0));
+        crate::sort::by(&mut got, |a, b| a.0.cmp(&b.0));
         let equal = exp.len() == got.len()
-            && exp.iter().zip(&got).all(|(e, g)| e.0 == g.0 && floats_equal(e.1, g.1, fuzzy));
+            && exp
+                .iter()
+                .zip(&got)
+                .all(|(e, g)| e.0 == g.0 && floats_equal(e.1, g.1, fuzzy) && e.2 == g.2);
         if !equal {
             errs.push(format!(
                 "    expr: {}, time: {time},\n        exp: {}\n        got: {}",
@@ -807,12 +862,31 @@ fn next_after(x: f64, toward: f64) -> f64 {
     f64::from_bits(if up { bits + 1 } else { bits - 1 })
 }
 
-fn samples_string(s: &[(Labels, f64)]) -> String {
+/// An `exp_samples` entry's `histogram:`, which promtool reads as a series
+/// description of exactly one value, in the form results are compared in.
+fn expected_histogram(text: &str) -> Result<String, String> {
+    let desc = notation::parse_series(&format!("{{}} {text}")).map_err(|e| e.to_string())?;
+    match desc.values.as_slice() {
+        [notation::SequenceValue::Histogram(h)] => Ok(h.test_expression()),
+        [other] => Err(format!("expected histogram, got {other:?}")),
+        values => Err(format!("expected 1 value, got {}", values.len())),
+    }
+}
+
+/// Samples as promtool prints them: a histogram in its test notation, a
+/// float in Go's `%E`.
+fn samples_string(s: &[(Labels, f64, String)]) -> String {
     if s.is_empty() {
         return "nil".into();
     }
     s.iter()
-        .map(|(l, v)| format!("{l} {}", gofmt::format_float_e_upper(*v)))
+        .map(|(l, v, h)| {
+            if h.is_empty() {
+                format!("{l} {}", gofmt::format_float_e_upper(*v))
+            } else {
+                format!("{l} {h}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -870,5 +944,74 @@ mod tests {
             "[\n0:\n  Labels:{alertname=\"A\"}\n  Annotations:{}\n]"
         );
         assert_eq!(samples_string(&[]), "nil");
+    }
+
+    struct Mem(Vec<(&'static str, &'static str)>);
+
+    impl TestFiles for Mem {
+        fn read(&self, path: &str) -> Result<String, String> {
+            self.0.iter().find(|f| f.0 == path).map(|f| f.1.to_owned()).ok_or(path.to_owned())
+        }
+        fn glob(&self, pattern: &str) -> Result<Vec<String>, String> {
+            Ok(vec![pattern.to_owned()])
+        }
+    }
+
+    #[test]
+    fn native_histograms_load_record_and_compare_like_promtool() {
+        let rules = "groups:\n- name: g\n  rules:\n  - record: copy\n    expr: h\n";
+        let test = r#"
+rule_files: [rules.yml]
+tests:
+  - interval: 1m
+    input_series:
+      - series: h
+        values: "{{sum:3 count:2 buckets:[2]}}+{{sum:1 count:1 buckets:[1]}}x2 5"
+    promql_expr_test:
+      - expr: copy
+        eval_time: 2m
+        exp_samples:
+          - labels: copy
+            histogram: "{{count:4 sum:5 counter_reset_hint:not_reset buckets:[4]}}"
+      - expr: histogram_count(h)
+        eval_time: 1m
+        exp_samples:
+          - value: 3
+      - expr: h
+        eval_time: 3m
+        exp_samples:
+          - labels: h
+            value: 5
+      - expr: h
+        eval_time: 1m
+        exp_samples:
+          - labels: h
+            histogram: "{{count:9 buckets:[9]}}"
+      - expr: rate(h[5m])
+        eval_time: 1m
+        exp_samples: []
+      - expr: h
+        eval_time: 1m
+        exp_samples:
+          - labels: h
+            histogram: "{{count:1}} {{count:2}}"
+"#;
+        let files = Mem(vec![("rules.yml", rules), ("t.yml", test)]);
+        let report = run_test_file("t.yml", &files, &UnitTestOptions::default());
+        let failures = report.all_failures();
+        assert_eq!(failures.len(), 3, "{failures:#?}");
+        assert_eq!(
+            failures[0],
+            "    expr: \"h\", time: 1m,\n        exp: {__name__=\"h\"} {{count:9 buckets:[9]}}\n        got: {__name__=\"h\"} {{count:3 sum:4 counter_reset_hint:not_reset buckets:[3]}}"
+        );
+        assert!(
+            failures[1].starts_with("    expr: \"rate(h[5m])\", time: 1m, err: function rate() does not support native histograms"),
+            "{}",
+            failures[1]
+        );
+        assert_eq!(
+            failures[2],
+            "    expr: \"h\", time: 1m, err: labels \"h\": expected 1 value, got 2"
+        );
     }
 }

@@ -169,6 +169,20 @@ impl<'a> HostCalls<'a> {
     }
 
     fn answer(&mut self, v: Result<Value, crate::promql::QueryError>) -> QueryReply {
+        // The ABI carries floats; a histogram must not pass as the 0 its
+        // float field holds.
+        let histograms = match &v {
+            Ok(Value::Vector(samples)) => samples.iter().any(|s| s.h.is_some()),
+            Ok(Value::Matrix(series)) => series.iter().any(|s| !s.histograms.is_empty()),
+            _ => false,
+        };
+        if histograms {
+            return QueryReply::Error(
+                "the query returned native histogram samples, which rules cannot receive yet; \
+                 use histogram_count(), histogram_sum() or histogram_avg() to get floats"
+                    .into(),
+            );
+        }
         let series = match v {
             Err(e) => return QueryReply::Error(e.to_string()),
             Ok(Value::Scalar { t, v }) => vec![abi_series(&Labels::empty(), vec![t], vec![v])],
@@ -387,7 +401,7 @@ pub fn evaluate(
             return Err(format!("module {module:?} returned a duplicate label in {labels}"));
         }
         samples.push(ModuleSample {
-            sample: InstantSample { labels, t: ts, v: s.value },
+            sample: InstantSample::float(labels, ts, s.value),
             annotations: s.annotations,
         });
     }

@@ -11,16 +11,17 @@
 //! decoded-chunk cache's lock comes last and is held for one read.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{
     Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
 use hashbrown::HashTable;
 
+use crate::histogram::{CounterResetHint, FloatHistogram};
 use crate::labels::{Interner, Labels, Str};
 use crate::matcher::Matcher;
-use crate::sample::Sample;
+use crate::sample::{HistogramSample, Sample};
 
 use super::chunk;
 use super::postings::Postings;
@@ -75,6 +76,15 @@ pub enum AppendError {
     /// The handle's series was removed by retention; resolve it again.
     #[error("series was removed from the head")]
     SeriesRemoved,
+}
+
+/// Why [`Head::append_histogram`] did not append a histogram sample.
+#[derive(Debug, thiserror::Error)]
+pub enum HistogramAppendError {
+    #[error("invalid native histogram: {0}")]
+    Invalid(#[from] crate::histogram::HistogramError),
+    #[error(transparent)]
+    Append(#[from] AppendError),
 }
 
 /// What [`Head::append_many`] did. An exact resend of the newest sample is
@@ -136,6 +146,11 @@ struct MemSeries {
 #[derive(Default)]
 struct SeriesState {
     chunks: SeriesChunks,
+    /// Native histogram samples, oldest first, kept uncompressed; absent for
+    /// the float-only series nearly all are, which then pay one pointer
+    /// (a bare `Vec` would cost them three words each).
+    #[allow(clippy::box_collection)]
+    histograms: Option<Box<Vec<HistogramSample>>>,
     /// Set under the index write lock when retention drops the series, so a
     /// handle that outlived it cannot write into a series nobody can read.
     removed: bool,
@@ -147,7 +162,45 @@ impl MemSeries {
     }
 
     fn overlaps(&self, mint: i64, maxt: i64) -> bool {
-        self.lock().chunks.overlaps(mint, maxt)
+        self.lock().overlaps(mint, maxt)
+    }
+}
+
+impl SeriesState {
+    fn histograms(&self) -> &[HistogramSample] {
+        self.histograms.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        self.chunks.overlaps(mint, maxt)
+            || self.histograms().iter().any(|h| h.t >= mint && h.t <= maxt)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.histograms().is_empty()
+    }
+
+    fn time_range(&self) -> Option<(i64, i64)> {
+        let floats = self.chunks.time_range();
+        let hists = match self.histograms() {
+            [] => None,
+            [first, .., last] => Some((first.t, last.t)),
+            [only] => Some((only.t, only.t)),
+        };
+        match (floats, hists) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (one, None) | (None, one) => one,
+        }
+    }
+
+    /// Whether a sample at `t` would not be the series' newest, of either
+    /// kind: a float and a histogram sample never share a timestamp.
+    fn check_newest_histogram(&self, t: i64) -> Result<(), AppendError> {
+        match self.histograms().last() {
+            Some(last) if t < last.t => Err(AppendError::OutOfOrder { t, last_t: last.t }),
+            Some(last) if t == last.t => Err(AppendError::Duplicate { t }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -264,6 +317,9 @@ pub struct Head {
     append_log: OnceLock<Arc<dyn AppendLog>>,
     /// With [`HeadOptions::decoded_series`].
     decoded: Option<Mutex<DecodedCache>>,
+    /// Set by the first native histogram appended: until then reads of
+    /// histograms return at once, without locking the series again.
+    has_histograms: AtomicBool,
 }
 
 impl Default for Head {
@@ -287,6 +343,7 @@ impl Head {
             decoded: (opts.decoded_series > 0).then(|| {
                 Mutex::new(DecodedCache { by_id: Vec::new(), max_series: opts.decoded_series })
             }),
+            has_histograms: AtomicBool::new(false),
         }
     }
 
@@ -434,8 +491,80 @@ impl Head {
                 };
             }
         }
+        if st.histograms.is_some() {
+            st.check_newest_histogram(t)?;
+        }
         st.chunks.push(t, v, self.chunk_samples);
         Ok(true)
+    }
+
+    /// Appends one native histogram sample, with the same ordering rules as
+    /// floats across both kinds. The stored sample's counter-reset hint is
+    /// decided here, as Prometheus's head does: a gauge stays a gauge; a
+    /// histogram following another one is a reset when its counts went
+    /// down (or its hint says so) and not a reset otherwise; one that starts
+    /// the series, or follows a float, is unknown.
+    ///
+    /// The head's [`AppendLog`] is not told: native histograms are not yet
+    /// made durable.
+    pub fn append_histogram(
+        &self,
+        series: &SeriesHandle,
+        t: i64,
+        mut h: Arc<FloatHistogram>,
+    ) -> Result<(), HistogramAppendError> {
+        h.validate()?;
+        let result = (|| {
+            let mut st = series.0.lock();
+            if st.removed {
+                return Err(AppendError::SeriesRemoved);
+            }
+            let min_valid = self.min_valid_time.load(Ordering::Relaxed);
+            if t < min_valid {
+                return Err(AppendError::OutOfBounds { t, min_valid });
+            }
+            let last_float = st.chunks.last().map(|(t, _)| t);
+            let previous = st.histograms().last().filter(|p| last_float.is_none_or(|f| p.t > f));
+            if let Some(p) = previous
+                && t == p.t
+                && p.h.as_ref() == without_hint(&h, p.h.counter_reset_hint).as_ref()
+            {
+                return Ok(false);
+            }
+            st.check_newest_histogram(t)?;
+            if let Some(last_t) = last_float {
+                if t < last_t {
+                    return Err(AppendError::OutOfOrder { t, last_t });
+                }
+                if t == last_t {
+                    return Err(AppendError::Duplicate { t });
+                }
+            }
+            let hint = match (h.counter_reset_hint, previous) {
+                (CounterResetHint::Gauge, _) => CounterResetHint::Gauge,
+                (CounterResetHint::Reset, _) => CounterResetHint::Reset,
+                (_, None) => CounterResetHint::Unknown,
+                (_, Some(p)) if h.detect_reset(&p.h) => CounterResetHint::Reset,
+                (_, Some(_)) => CounterResetHint::NotReset,
+            };
+            if h.counter_reset_hint != hint {
+                Arc::make_mut(&mut h).counter_reset_hint = hint;
+            }
+            self.has_histograms.store(true, Ordering::Relaxed);
+            st.histograms.get_or_insert_default().push(HistogramSample { t, h });
+            Ok(true)
+        })();
+        match result {
+            Ok(true) => {
+                self.samples_appended.0.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => {
+                self.count_rejection(&e);
+                Err(e.into())
+            }
+        }
     }
 
     fn count_rejection(&self, e: &AppendError) {
@@ -473,7 +602,13 @@ impl Head {
             let empty = {
                 let mut st = s.lock();
                 st.chunks.truncate_before(mint);
-                st.chunks.is_empty()
+                if let Some(h) = &mut st.histograms {
+                    h.retain(|h| h.t >= mint);
+                    if h.is_empty() {
+                        st.histograms = None;
+                    }
+                }
+                st.is_empty()
             };
             if empty {
                 emptied.push(s);
@@ -493,7 +628,7 @@ impl Head {
         for s in emptied {
             let mut st = s.lock();
             // An append may have landed since the scan.
-            if st.removed || !st.chunks.is_empty() {
+            if st.removed || !st.is_empty() {
                 continue;
             }
             st.removed = true;
@@ -533,7 +668,7 @@ impl Head {
         for s in idx.by_id.iter() {
             let st = s.lock();
             chunks += st.chunks.chunk_count() as u64;
-            if let Some((first, last)) = st.chunks.time_range() {
+            if let Some((first, last)) = st.time_range() {
                 min_time = Some(min_time.map_or(first, |m| m.min(first)));
                 max_time = Some(max_time.map_or(last, |m| m.max(last)));
             }
@@ -564,16 +699,22 @@ impl Head {
         let copy = Head::new(opts);
         copy.min_valid_time.store(self.min_valid_time.load(Ordering::Relaxed), Ordering::Relaxed);
         let mut all: Vec<Arc<MemSeries>> = self.read_index().by_id.iter().cloned().collect();
-        all.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels));
+        crate::sort::unstable_by(&mut all, |a, b| cmp_interned(&a.labels, &b.labels));
         for s in all {
-            let chunks = {
+            let (chunks, histograms) = {
                 let st = s.lock();
                 if st.removed {
                     continue;
                 }
-                st.chunks.clone()
+                (st.chunks.clone(), st.histograms.clone())
             };
-            copy.get_or_create(&s.labels).0.lock().chunks = chunks;
+            if histograms.is_some() {
+                copy.has_histograms.store(true, Ordering::Relaxed);
+            }
+            let series = copy.get_or_create(&s.labels);
+            let mut st = series.0.lock();
+            st.chunks = chunks;
+            st.histograms = histograms;
         }
         copy
     }
@@ -591,7 +732,7 @@ impl Head {
     ) -> Result<(), E> {
         let mint = self.readable_from(mint);
         let mut all: Vec<Arc<MemSeries>> = self.read_index().by_id.iter().cloned().collect();
-        all.sort_unstable_by_key(|s| s.id);
+        crate::sort::unstable_by(&mut all, |a, b| a.id.cmp(&b.id));
         let mut buf = Vec::new();
         for s in all {
             buf.clear();
@@ -623,7 +764,12 @@ impl Head {
             // The Arc's allocation: two counts and the series itself.
             mem.series +=
                 2 * size_of::<usize>() + size_of::<MemSeries>() + s.labels.heap_size_shallow();
-            mem.chunks += s.lock().chunks.heap_size();
+            let st = s.lock();
+            mem.chunks += st.chunks.heap_size();
+            if let Some(h) = &st.histograms {
+                mem.chunks += h.capacity() * size_of::<HistogramSample>()
+                    + h.iter().map(|h| histogram_heap_size(&h.h)).sum::<usize>();
+            }
         }
         drop(idx);
         if let Some(c) = &self.decoded {
@@ -632,6 +778,30 @@ impl Head {
                 + c.by_id.iter().map(DecodedChunks::heap_size).sum::<usize>();
         }
         mem
+    }
+
+    fn read_histograms(
+        &self,
+        s: &MemSeries,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<HistogramSample>,
+    ) -> Result<(), StorageError> {
+        if !self.has_histograms.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mint = self.readable_from(mint);
+        let st = s.lock();
+        if st.removed {
+            return Err(StorageError::SeriesNotFound(s.id));
+        }
+        let all = st.histograms();
+        let from = all.partition_point(|h| h.t < mint);
+        let to = all.partition_point(|h| h.t <= maxt);
+        if from < to {
+            out.extend_from_slice(&all[from..to]);
+        }
+        Ok(())
     }
 
     /// Queries never see samples older than the retention bound.
@@ -705,7 +875,7 @@ impl Queryable for Head {
                 series: Some(SeriesHandle(s.clone())),
             })
             .collect();
-        out.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels));
+        crate::sort::unstable_by(&mut out, |a, b| cmp_interned(&a.labels, &b.labels));
         Ok(out)
     }
 
@@ -731,6 +901,26 @@ impl Queryable for Head {
         match &s.series {
             Some(h) => self.read_series(&h.0, mint, maxt, out),
             None => self.samples(s.id, mint, maxt, out),
+        }
+    }
+
+    fn histograms_of(
+        &self,
+        s: &SelectedSeries,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<HistogramSample>,
+    ) -> Result<(), StorageError> {
+        match &s.series {
+            Some(h) => self.read_histograms(&h.0, mint, maxt, out),
+            None => {
+                let series = self
+                    .read_index()
+                    .by_id(s.id)
+                    .cloned()
+                    .ok_or(StorageError::SeriesNotFound(s.id))?;
+                self.read_histograms(&series, mint, maxt, out)
+            }
         }
     }
 
@@ -765,7 +955,7 @@ impl Queryable for Head {
             }
             seen.into_iter().collect()
         };
-        names.sort_unstable();
+        crate::sort::unstable(&mut names);
         Ok(names)
     }
 
@@ -798,9 +988,31 @@ impl Queryable for Head {
             }
             seen.into_iter().collect()
         };
-        values.sort_unstable();
+        crate::sort::unstable(&mut values);
         Ok(values)
     }
+}
+
+/// `h` with `hint`, for comparing an incoming sample with a stored one whose
+/// hint the head set.
+fn without_hint(h: &Arc<FloatHistogram>, hint: CounterResetHint) -> Arc<FloatHistogram> {
+    if h.counter_reset_hint == hint {
+        return h.clone();
+    }
+    let mut h = FloatHistogram::clone(h);
+    h.counter_reset_hint = hint;
+    Arc::new(h)
+}
+
+/// Heap bytes of a stored histogram sample's value.
+fn histogram_heap_size(h: &FloatHistogram) -> usize {
+    size_of::<FloatHistogram>()
+        + (h.positive_spans.capacity() + h.negative_spans.capacity())
+            * size_of::<crate::histogram::Span>()
+        + (h.positive_buckets.capacity()
+            + h.negative_buckets.capacity()
+            + h.custom_values.capacity())
+            * size_of::<f64>()
 }
 
 #[cfg(test)]
@@ -1205,5 +1417,117 @@ mod tests {
         });
         let st = h.stats();
         assert_eq!((st.series, st.samples_appended), (150, 150 * 200));
+    }
+
+    fn hist(count: f64) -> Arc<FloatHistogram> {
+        Arc::new(FloatHistogram {
+            count,
+            sum: count * 2.0,
+            positive_spans: vec![crate::histogram::Span { offset: 0, length: 1 }],
+            positive_buckets: vec![count],
+            ..FloatHistogram::default()
+        })
+    }
+
+    fn read_hists(
+        h: &Head,
+        s: &SeriesHandle,
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<(i64, f64, CounterResetHint)> {
+        let sel =
+            SelectedSeries { id: s.id(), labels: s.labels().clone(), series: Some(s.clone()) };
+        let mut out = Vec::new();
+        h.histograms_of(&sel, mint, maxt, &mut out).unwrap();
+        out.iter().map(|p| (p.t, p.h.count, p.h.counter_reset_hint)).collect()
+    }
+
+    #[test]
+    fn histograms_share_a_series_timeline_with_floats() {
+        use CounterResetHint::*;
+        let h = Head::default();
+        let s = h.get_or_create(&l(&[("__name__", "h")]));
+        h.append_histogram(&s, 1000, hist(2.0)).unwrap();
+        h.append_histogram(&s, 2000, hist(3.0)).unwrap();
+        // Counts going down make a reset; a float in between makes the next
+        // histogram's relation to the last one unknown.
+        h.append_histogram(&s, 3000, hist(1.0)).unwrap();
+        h.append(&s, 4000, 7.0).unwrap();
+        h.append_histogram(&s, 5000, hist(4.0)).unwrap();
+        assert_eq!(
+            read_hists(&h, &s, 0, 10_000),
+            [(1000, 2.0, Unknown), (2000, 3.0, NotReset), (3000, 1.0, Reset), (5000, 4.0, Unknown)]
+        );
+        assert_eq!(read(&h, s.id(), 0, 10_000), [Sample::new(4000, 7.0)]);
+        assert_eq!(read_hists(&h, &s, 1500, 3000).len(), 2);
+
+        // One timeline across both kinds: neither may go back or repeat.
+        assert!(matches!(h.append(&s, 5000, 1.0), Err(AppendError::Duplicate { t: 5000 })));
+        assert!(matches!(
+            h.append_histogram(&s, 4000, hist(5.0)),
+            Err(HistogramAppendError::Append(AppendError::OutOfOrder { t: 4000, last_t: 5000 }))
+        ));
+        assert!(matches!(
+            h.append_histogram(&s, 5000, hist(5.0)),
+            Err(HistogramAppendError::Append(AppendError::Duplicate { t: 5000 }))
+        ));
+        // An exact resend is accepted silently, as for floats.
+        h.append_histogram(&s, 5000, hist(4.0)).unwrap();
+        let st = h.stats();
+        assert_eq!((st.samples_appended, st.min_time, st.max_time), (5, Some(1000), Some(5000)));
+        assert_eq!(st.out_of_order_rejected + st.duplicate_rejected, 3);
+
+        // A gauge stays a gauge.
+        let g = h.get_or_create(&l(&[("__name__", "g")]));
+        let gauge = |c| {
+            let mut x = FloatHistogram::clone(&hist(c));
+            x.counter_reset_hint = Gauge;
+            Arc::new(x)
+        };
+        h.append_histogram(&g, 1000, gauge(5.0)).unwrap();
+        h.append_histogram(&g, 2000, gauge(1.0)).unwrap();
+        assert_eq!(read_hists(&h, &g, 0, 3000), [(1000, 5.0, Gauge), (2000, 1.0, Gauge)]);
+    }
+
+    #[test]
+    fn histogram_only_series_are_selected_copied_and_truncated() {
+        let h = Head::default();
+        let s = h.get_or_create(&l(&[("__name__", "h")]));
+        h.append_histogram(&s, 1000, hist(1.0)).unwrap();
+        h.append_histogram(&s, 9000, hist(2.0)).unwrap();
+        let sel = |h: &Head, mint, maxt| {
+            h.select(&[Matcher::equal("__name__", "h")], mint, maxt).unwrap().len()
+        };
+        assert_eq!((sel(&h, 0, 500), sel(&h, 500, 1000), sel(&h, 2000, 8000)), (0, 1, 0));
+
+        let copy = h.copy(HeadOptions::default());
+        let cs = copy.lookup(&l(&[("__name__", "h")])).unwrap();
+        assert_eq!(read_hists(&copy, &cs, 0, i64::MAX).len(), 2);
+        assert!(copy.memory_usage().chunks > 0);
+
+        h.truncate_before(5000);
+        assert_eq!(read_hists(&h, &s, 0, i64::MAX).len(), 1);
+        h.truncate_before(10_000);
+        assert_eq!(h.stats().series, 0);
+        // The copy went its own way.
+        assert_eq!(read_hists(&copy, &cs, 0, i64::MAX).len(), 2);
+    }
+
+    #[test]
+    fn invalid_histograms_are_refused() {
+        let h = Head::default();
+        let s = h.get_or_create(&l(&[("__name__", "h")]));
+        // Two buckets' counts for a span of one.
+        let bad = FloatHistogram {
+            count: 2.0,
+            positive_spans: vec![crate::histogram::Span { offset: 0, length: 1 }],
+            positive_buckets: vec![1.0, 1.0],
+            ..FloatHistogram::default()
+        };
+        assert!(matches!(
+            h.append_histogram(&s, 1000, Arc::new(bad)),
+            Err(HistogramAppendError::Invalid(_))
+        ));
+        assert_eq!(h.stats().samples_appended, 0);
     }
 }

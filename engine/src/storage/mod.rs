@@ -19,12 +19,13 @@ mod postings;
 mod series;
 
 pub use head::{
-    AppendError, AppendLog, AppendSummary, Head, HeadMemory, HeadOptions, HeadStats, SeriesHandle,
+    AppendError, AppendLog, AppendSummary, Head, HeadMemory, HeadOptions, HeadStats,
+    HistogramAppendError, SeriesHandle,
 };
 
 use crate::labels::{Labels, Str};
 use crate::matcher::Matcher;
-use crate::sample::Sample;
+use crate::sample::{HistogramSample, Sample};
 
 /// Opaque id of a series, valid for the [`Queryable`] that returned it.
 pub type SeriesId = u64;
@@ -83,6 +84,20 @@ pub trait Queryable {
         out: &mut Vec<Sample>,
     ) -> Result<(), StorageError> {
         self.samples(s.id, mint, maxt, out)
+    }
+
+    /// The native histogram samples of a series this source selected, in
+    /// `[mint, maxt]` and in time order. A series may hold floats at some
+    /// times and histograms at others; a source without native histograms
+    /// keeps this default.
+    fn histograms_of(
+        &self,
+        _s: &SelectedSeries,
+        _mint: i64,
+        _maxt: i64,
+        _out: &mut Vec<HistogramSample>,
+    ) -> Result<(), StorageError> {
+        Ok(())
     }
 
     /// Sorted, distinct label names of the series matching `matchers`

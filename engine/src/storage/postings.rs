@@ -107,8 +107,8 @@ impl Postings {
         if ids.is_empty() {
             return;
         }
-        ids.sort_unstable();
-        touched.sort_unstable();
+        crate::sort::unstable(&mut ids);
+        crate::sort::unstable(&mut touched);
         touched.dedup();
         let gone = |id: &SeriesId| ids.binary_search(id).is_ok();
         retain_shrinking(&mut self.all, |id| !gone(id));
@@ -147,7 +147,7 @@ impl Postings {
                 include.push(keep);
             }
         }
-        include.sort_by_key(|l| l.len());
+        crate::sort::by_key(&mut include, |l| l.len());
         let mut lists = include.into_iter();
         let mut result = match lists.next() {
             Some(first) => first.into_owned(),
@@ -193,7 +193,7 @@ impl Postings {
                 for l in lists {
                     out.extend_from_slice(l);
                 }
-                out.sort_unstable();
+                crate::sort::unstable(&mut out);
                 Cow::Owned(out)
             }
         }

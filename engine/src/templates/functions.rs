@@ -188,7 +188,7 @@ impl PromFunc {
                 {
                     let mut array = q.array.borrow_mut();
                     if let Some(window) = array.get_mut(q.start..q.end) {
-                        window.sort_by(|a, b| {
+                        crate::sort::by(window, |a, b| {
                             let va = a.labels.get(&label).map_or("", String::as_str);
                             let vb = b.labels.get(&label).map_or("", String::as_str);
                             va.cmp(vb)

@@ -185,7 +185,7 @@ fn compare_vector(ev: &Eval, vector: &[InstantSample]) -> Result<(), String> {
             Some(SequenceValue::Float(f)) => *f,
             // Prometheus reads an omitted value as its zero value.
             Some(SequenceValue::Omitted) => 0.0,
-            Some(SequenceValue::NativeHistogram { .. }) => {
+            Some(SequenceValue::Histogram(_)) => {
                 return Err(format!(
                     "expected a native histogram for {} but got float value {}",
                     s.labels,
@@ -234,7 +234,7 @@ fn compare_matrix(ev: &Eval, matrix: &[Series], frame: Frame) -> Result<(), Stri
             match v {
                 SequenceValue::Float(f) => want.push(Sample::new(t, *f)),
                 SequenceValue::Omitted => {}
-                SequenceValue::NativeHistogram { .. } => histograms += 1,
+                SequenceValue::Histogram(_) => histograms += 1,
             }
         }
         if want.len() != s.points.len() || histograms != 0 {
@@ -324,11 +324,10 @@ pub fn check_range_mode(ev: &Eval, query: &str, t_ms: i64, range: &Outcome) -> R
     let vector: Vec<InstantSample> = matrix
         .iter()
         .filter_map(|s| {
-            s.points.iter().find(|p| p.t == t_ms).map(|p| InstantSample {
-                labels: s.labels.clone(),
-                t: p.t,
-                v: p.v,
-            })
+            s.points
+                .iter()
+                .find(|p| p.t == t_ms)
+                .map(|p| InstantSample::float(s.labels.clone(), p.t, p.v))
         })
         .collect();
     // Prometheus re-wraps the middle step as the instant query's type; a
@@ -365,7 +364,7 @@ fn render_values(values: &[SequenceValue]) -> String {
             SequenceValue::Omitted => "_".to_owned(),
             SequenceValue::Float(f) if is_stale_nan(*f) => "stale".to_owned(),
             SequenceValue::Float(f) => g(*f),
-            SequenceValue::NativeHistogram { .. } => "{{...}}".to_owned(),
+            SequenceValue::Histogram(_) => "{{...}}".to_owned(),
         })
         .collect();
     format!("[{}]", parts.join(" "))

@@ -142,7 +142,7 @@ impl Eval {
             .series
             .values()
             .flat_map(|s| &s.values)
-            .any(|v| matches!(v, SequenceValue::NativeHistogram { .. }))
+            .any(|v| matches!(v, SequenceValue::Histogram(_)))
     }
 }
 

@@ -240,6 +240,7 @@ fn compare_cases() {
     let series = |a: &str, pts: &[(i64, f64)]| Series {
         labels: l(a),
         points: pts.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+        ..Series::default()
     };
     let frame = Frame { start_ms: 0, step_ms: 60_000, end_ms: Some(120_000) };
     let good = vec![series("1", &[(0, 1.0), (120_000, 3.0)]), series("2", &[(0, 1.0)])];
@@ -252,13 +253,14 @@ fn compare_cases() {
     let extra_point =
         vec![series("1", &[(0, 1.0), (60_000, 2.0), (120_000, 3.0)]), good[1].clone()];
     assert!(compare_result(ev[0], &Value::Matrix(extra_point), frame).is_err());
-    let vector = Value::Vector(vec![InstantSample { labels: l("2"), t: 0, v: 1.0 }]);
+    let vector = Value::Vector(vec![InstantSample::float(l("2"), 0, 1.0)]);
     assert!(compare_result(ev[0], &vector, frame).is_err());
     // An instant query's matrix without `expect range vector` has no expected
     // timestamps, as in Prometheus: any expected point fails.
     let m = Value::Matrix(vec![Series {
         labels: Labels::from_pairs(&[("__name__", "m")]),
         points: vec![Sample::new(60_000, 1.0)],
+        ..Series::default()
     }]);
     let e = compare_result(ev[1], &m, Frame { start_ms: 60_000, step_ms: 0, end_ms: None })
         .unwrap_err();
@@ -279,6 +281,7 @@ fn compare_cases() {
         ok(Value::Matrix(vec![Series {
             labels: Labels::empty(),
             points: vec![Sample::new(0, 0.0), Sample::new(60_000, v), Sample::new(120_000, 0.0)],
+            ..Series::default()
         }]))
     };
     assert_eq!(check_range_mode(ev[2], "scalar(m)", 60_000, &mid(7.0)), Ok(()));
@@ -378,7 +381,7 @@ impl StandIn {
             if let Some(p) = pts.last()
                 && !is_stale_nan(p.v)
             {
-                out.push(InstantSample { labels: s.labels, t, v: p.v });
+                out.push(InstantSample::float(s.labels, t, p.v));
             }
         }
         out
@@ -431,7 +434,7 @@ impl Evaluator for StandIn {
                     let v = match r.value {
                         Value::Vector(v) => v,
                         Value::Scalar { v, .. } => {
-                            vec![InstantSample { labels: Labels::empty(), t, v }]
+                            vec![InstantSample::float(Labels::empty(), t, v)]
                         }
                         _ => return Err("stand-in: range of a string".into()),
                     };
@@ -441,6 +444,7 @@ impl Evaluator for StandIn {
                             None => series.push(Series {
                                 labels: s.labels,
                                 points: vec![tocsin_engine::Sample::new(t, s.v)],
+                                ..Series::default()
                             }),
                         }
                     }
