@@ -223,6 +223,26 @@ impl SeriesHandle {
     pub fn id(&self) -> SeriesId {
         self.0.id
     }
+
+    /// Asks the CPU to start loading the series' lock and state into cache,
+    /// for a caller that will append to it shortly. Appends to many series
+    /// in a row (a scrape) otherwise wait for one cache miss after another:
+    /// the lock's atomic instruction keeps later loads from overlapping it,
+    /// but prefetches are not held back. A hint only; it does nothing
+    /// where there is no prefetch instruction.
+    #[inline]
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let p = Arc::as_ptr(&self.0).cast::<i8>();
+            for line in 0..size_of::<MemSeries>().div_ceil(64) {
+                // SAFETY: a prefetch never faults or changes memory, whatever
+                // the address; this one is inside a live allocation anyway.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line * 64)) };
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -398,6 +418,25 @@ impl Head {
 
     /// Appends one sample. Rejections are counted in [`HeadStats`].
     pub fn append(&self, series: &SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
+        if self.append_uncounted(series, t, v)? {
+            self.count_appended(1);
+        }
+        Ok(())
+    }
+
+    /// [`Head::append`] for callers appending many samples in a row, which
+    /// add them to the head's total of appended samples once, with
+    /// [`Head::count_appended`]: that total is one atomic all appends share,
+    /// and writing it per sample costs a scrape's ingest several percent.
+    /// `Ok(false)` for an exact resend of the newest sample, which is not
+    /// appended. Rejections are counted here.
+    #[inline]
+    pub fn append_uncounted(
+        &self,
+        series: &SeriesHandle,
+        t: i64,
+        v: f64,
+    ) -> Result<bool, AppendError> {
         let appended = {
             let mut st = series.0.lock();
             let appended = self.append_locked(&mut st, t, v);
@@ -406,17 +445,15 @@ impl Head {
             }
             appended
         };
-        match appended {
-            Ok(true) => {
-                self.samples_appended.0.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Ok(false) => Ok(()),
-            Err(e) => {
-                self.count_rejection(&e);
-                Err(e)
-            }
+        if let Err(e) = &appended {
+            self.count_rejection(e);
         }
+        appended
+    }
+
+    /// Adds `n` samples appended with [`Head::append_uncounted`] to the total.
+    pub fn count_appended(&self, n: usize) {
+        self.samples_appended.0.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Appends samples of one series, oldest first, under a single lock.
