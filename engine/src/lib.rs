@@ -13,6 +13,7 @@ pub mod json;
 pub mod labels;
 pub mod matcher;
 pub mod notation;
+pub mod prefetch;
 pub mod promql;
 pub mod relabel;
 pub mod remote_write;

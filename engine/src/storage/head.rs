@@ -11,7 +11,7 @@
 //! decoded-chunk cache's lock comes last and is held for one read.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{
     Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
@@ -21,6 +21,7 @@ use hashbrown::HashTable;
 use crate::histogram::{CounterResetHint, FloatHistogram};
 use crate::labels::{Interner, Labels, Str};
 use crate::matcher::Matcher;
+use crate::prefetch::prefetch;
 use crate::sample::{HistogramSample, Sample};
 
 use super::chunk;
@@ -141,6 +142,10 @@ struct MemSeries {
     id: SeriesId,
     labels: Labels,
     state: Mutex<SeriesState>,
+    /// The address of the open chunk's last byte, which the next append
+    /// writes to, kept outside the lock for [`SeriesHandle::prefetch_tail`]
+    /// alone: it is never dereferenced, and a stale value costs nothing.
+    append_at: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -232,15 +237,21 @@ impl SeriesHandle {
     /// where there is no prefetch instruction.
     #[inline]
     pub fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let p = Arc::as_ptr(&self.0).cast::<i8>();
-            for line in 0..size_of::<MemSeries>().div_ceil(64) {
-                // SAFETY: a prefetch never faults or changes memory, whatever
-                // the address; this one is inside a live allocation anyway.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line * 64)) };
-            }
+        let p = Arc::as_ptr(&self.0).cast::<u8>();
+        for line in 0..size_of::<MemSeries>().div_ceil(64) {
+            prefetch(p.wrapping_add(line * 64));
+        }
+    }
+
+    /// The second stage after [`SeriesHandle::prefetch`], once the series
+    /// itself has arrived: starts loading the end of its open chunk, where
+    /// the next append writes. Without it that write misses, and the next
+    /// series' lock waits for the miss to resolve.
+    #[inline]
+    pub fn prefetch_tail(&self) {
+        let at = self.0.append_at.load(Ordering::Relaxed);
+        if at != 0 {
+            prefetch(std::ptr::without_provenance::<u8>(at));
         }
     }
 }
@@ -398,7 +409,12 @@ impl Head {
         let labels = idx.interner.intern_labels(labels);
         let id = idx.next_id;
         idx.next_id += 1;
-        let s = Arc::new(MemSeries { id, labels, state: Mutex::default() });
+        let s = Arc::new(MemSeries {
+            id,
+            labels,
+            state: Mutex::default(),
+            append_at: AtomicUsize::new(0),
+        });
         idx.by_labels.insert_unique(hash, s.clone(), |s| self.hash_labels(&s.labels));
         idx.by_id.insert_unique(id_hash(id), s.clone(), |s| id_hash(s.id));
         idx.postings.add(id, &s.labels);
@@ -440,8 +456,11 @@ impl Head {
         let appended = {
             let mut st = series.0.lock();
             let appended = self.append_locked(&mut st, t, v);
-            if let (Ok(true), Some(log)) = (&appended, self.append_log.get()) {
-                log.samples_appended(series.0.id, &[Sample::new(t, v)]);
+            if let Ok(true) = appended {
+                series.0.append_at.store(st.chunks.tail_address(), Ordering::Relaxed);
+                if let Some(log) = self.append_log.get() {
+                    log.samples_appended(series.0.id, &[Sample::new(t, v)]);
+                }
             }
             appended
         };

@@ -259,6 +259,13 @@ impl SeriesChunks {
         self.time_range().is_some_and(|(first, _)| first <= t)
     }
 
+    /// The address of the open chunk's last byte (0 before any sample), for
+    /// prefetching only.
+    pub fn tail_address(&self) -> usize {
+        let bytes = self.open.bytes();
+        (bytes.as_ptr() as usize).wrapping_add(bytes.len().saturating_sub(1))
+    }
+
     /// Appends a sample whose timestamp the caller has checked is newer than
     /// [`Self::last`]. Returns whether it started a new chunk.
     pub fn push(&mut self, t: i64, v: f64, chunk_samples: usize) -> bool {
