@@ -982,21 +982,6 @@ fn intersect_custom_bounds(a: &[f64], b: &[f64]) -> Vec<f64> {
     out
 }
 
-/// Go's `kahansum.Inc`: `sum + inc`, with the rounding error accumulated in
-/// `c`. Prometheus's results use only the sum, but whether a bucket counts as
-/// empty also looks at `c`.
-fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
-}
-
 /// Adds (`sign` 1) or subtracts (`sign` -1) custom-bucket histograms with
 /// different bounds: each bucket goes to the first shared bound at or above
 /// its own upper bound (or the +Inf bucket); empty results are dropped.
@@ -1026,8 +1011,11 @@ fn add_custom_buckets_with_mismatches(
                         shared_idx += 1;
                     }
                 }
+                // Compensated as Go's `kahansum.Inc`: Prometheus's results use
+                // only the sum, but whether a bucket counts as empty also
+                // looks at the compensation.
                 (sums[target], comps[target]) =
-                    kahan_inc(sign * value, sums[target], comps[target]);
+                    crate::promql::kahan::inc(sign * value, sums[target], comps[target]);
                 src_idx += 1;
                 bucket_idx += 1;
             }

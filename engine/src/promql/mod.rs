@@ -13,7 +13,7 @@ mod binary;
 mod eval;
 mod functions;
 mod histogram;
-mod kahan;
+pub(crate) mod kahan;
 mod literals;
 mod positions;
 mod value;
