@@ -1,12 +1,14 @@
 //! Any query text: parsing (with the Go string-literal pass and the position
 //! walk) and evaluation over a small fixed head, instant and range, must end
-//! in a result or an error, never a panic. Queries reach the engine from the
-//! HTTP API and from rule files, so they are untrusted input.
+//! in a result or an error, never a panic, over floats and native histograms
+//! alike. Queries reach the engine from the HTTP API and from rule files, so
+//! they are untrusted input.
 #![no_main]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use tocsin_engine::histogram::FloatHistogram;
 use tocsin_engine::labels::Labels;
 use tocsin_engine::promql::{Engine, EngineOptions};
 use tocsin_engine::storage::Head;
@@ -32,6 +34,21 @@ fn head() -> &'static Head {
                     _ => (k * (i as i64 + 1)) as f64,
                 };
                 let _ = h.append_labels(&l, k * 15_000, v);
+            }
+        }
+        // Native histograms, alone and mixed with floats in one series, so
+        // that every operation meets them.
+        for (name, floats_from) in [("nh", 40), ("mixed", 20)] {
+            let s = h.get_or_create(&Labels::from_pairs(&[("__name__", name)]));
+            for k in 0..40i64 {
+                if k >= floats_from {
+                    let _ = h.append(&s, k * 15_000, k as f64);
+                    continue;
+                }
+                let text = format!("{{{{schema:{} count:{} sum:{k} buckets:[{k} 1]}}}}", k % 3, k + 1);
+                if let Ok(fh) = FloatHistogram::parse_notation(&text) {
+                    let _ = h.append_histogram(&s, k * 15_000, Arc::new(fh));
+                }
             }
         }
         h

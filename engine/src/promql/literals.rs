@@ -15,6 +15,50 @@ use crate::notation;
 use super::QueryError;
 use super::positions::{Kind, Tok, tokenize};
 
+/// The largest duration Prometheus can represent: an int64 count of
+/// nanoseconds, about 292 years, in seconds.
+const MAX_DURATION_SECONDS: f64 = i64::MAX as f64 / 1e9;
+
+/// Refuses a plain number too large for a duration where the parser reads
+/// one as seconds: `x[1e999]`, `x[5m:1e30]`, `x offset 1e20`. `promql-parser`
+/// panics on those; Prometheus, whose durations are int64 nanoseconds,
+/// reports them out of range, as this does.
+pub(crate) fn check_duration_numbers(query: &str) -> Result<(), QueryError> {
+    if !query.contains('[') && !query.to_ascii_lowercase().contains("offset") {
+        return Ok(());
+    }
+    let toks = tokenize(query);
+    for (k, tok) in toks.iter().enumerate() {
+        // After a subquery's colon the tokenizer keeps `:1e30` as one word.
+        let (text, after_colon) = match tok.kind {
+            Kind::Number => (tok.text, false),
+            Kind::Ident if tok.text.len() > 1 && tok.text.starts_with(':') => {
+                (&tok.text[1..], true)
+            }
+            _ => continue,
+        };
+        let Ok(seconds) = text.replace('_', "").parse::<f64>() else { continue };
+        if seconds.abs() < MAX_DURATION_SECONDS {
+            continue;
+        }
+        let mut before =
+            toks[..k].iter().rev().skip_while(|t| matches!(t.kind, Kind::Minus | Kind::Plus));
+        let in_duration = after_colon
+            || match before.next() {
+                Some(t) if t.kind == Kind::LBracket => true,
+                Some(t) => t.kind == Kind::Ident && t.text.eq_ignore_ascii_case("offset"),
+                None => false,
+            };
+        if in_duration {
+            return Err(QueryError::Parse(format!(
+                "parse error: duration out of range: {}",
+                gofmt::quote(text)
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn normalize(query: &str) -> Result<Cow<'_, str>, QueryError> {
     if !query.contains('\\') {
         return Ok(Cow::Borrowed(query));

@@ -79,6 +79,7 @@ pub struct Engine {
 
 /// Parses a query, mapping the parser's errors into [`QueryError::Parse`].
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    literals::check_duration_numbers(query)?;
     let query = literals::normalize(query)?;
     promql_parser::parser::parse(&query).map_err(|e| QueryError::Parse(prometheus_wording(&e)))
 }

@@ -274,3 +274,24 @@ fn operations_without_native_histogram_support_say_so() {
     assert_eq!(instant(&h, "sum(f)", M), [("{}".to_owned(), 2.0)]);
     assert_eq!(instant(&h, "h + 1", 3 * M), [("{}".to_owned(), 11.0)]);
 }
+
+#[test]
+fn huge_numbers_as_durations_are_errors_not_panics() {
+    for q in [
+        "x[1e999]",
+        "rate(x[1e308])",
+        "x offset 1e999",
+        "x offset -1e999",
+        "x[1m:1e999]",
+        "x[1e9999:]",
+        "x[18446744073709551616]",
+        "x[1_0e20]",
+    ] {
+        let err = parse(q).map(|_| ()).unwrap_err().to_string();
+        assert!(err.starts_with("parse error: duration out of range"), "{q}: {err}");
+    }
+    // Numbers elsewhere, and durations in range, are untouched.
+    for q in ["x > 1e999", "x[1e9]", "x offset 5m", "x[5m:1m]", "vector(1e308)"] {
+        assert!(parse(q).is_ok(), "{q}");
+    }
+}
