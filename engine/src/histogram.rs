@@ -779,24 +779,11 @@ impl FloatHistogram {
             }
             sum
         };
-        let (curr_bounds, prev_bounds) = (&self.custom_values, &previous.custom_values);
-        let (mut ci, mut pi) = (0, 0);
-        while ci <= curr_bounds.len() && pi <= prev_bounds.len() {
-            let cb = curr_bounds.get(ci).copied().unwrap_or(f64::INFINITY);
-            let pb = prev_bounds.get(pi).copied().unwrap_or(f64::INFINITY);
-            if cb == pb {
-                if rollup(&mut curr, cb) < rollup(&mut prev, cb) {
-                    return true;
-                }
-                ci += 1;
-                pi += 1;
-            } else if cb < pb {
-                ci += 1;
-            } else {
-                pi += 1;
-            }
-        }
-        false
+        // The implicit +Inf bucket is always shared.
+        intersect_custom_bounds(&self.custom_values, &previous.custom_values)
+            .into_iter()
+            .chain([f64::INFINITY])
+            .any(|bound| rollup(&mut curr, bound) < rollup(&mut prev, bound))
     }
 
     /// Prometheus's `Validate` for float histograms: spans must agree with

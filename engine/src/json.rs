@@ -11,7 +11,7 @@ use crate::gofmt::format_float_f;
 use crate::histogram::FloatHistogram;
 use crate::labels::Labels;
 use crate::promql::{QueryResult, Value};
-use crate::sample::{HistogramSample, Sample};
+use crate::sample::Sample;
 
 pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
@@ -155,11 +155,11 @@ pub fn push_histogram(out: &mut String, h: &FloatHistogram) {
 }
 
 /// `[t, {histogram}]`.
-pub fn push_histogram_point(out: &mut String, p: &HistogramSample) {
+pub fn push_histogram_point(out: &mut String, t: i64, h: &FloatHistogram) {
     out.push('[');
-    push_timestamp(out, p.t);
+    push_timestamp(out, t);
     out.push(',');
-    push_histogram(out, &p.h);
+    push_histogram(out, h);
     out.push(']');
 }
 
@@ -192,7 +192,7 @@ pub fn query_result(result: &QueryResult) -> String {
                     }
                     Some(h) => {
                         out.push_str(r#","histogram":"#);
-                        push_histogram_point(out, &HistogramSample { t: s.t, h: h.clone() });
+                        push_histogram_point(out, s.t, h);
                     }
                 }
                 out.push('}');
@@ -210,7 +210,7 @@ pub fn query_result(result: &QueryResult) -> String {
                 }
                 if !s.histograms.is_empty() {
                     out.push_str(r#","histograms":"#);
-                    push_list(out, &s.histograms, push_histogram_point);
+                    push_list(out, &s.histograms, |out, p| push_histogram_point(out, p.t, &p.h));
                 }
                 out.push('}');
             });
@@ -286,6 +286,7 @@ mod tests {
     fn native_histograms_like_prometheus() {
         use crate::histogram::Span;
         use crate::promql::{InstantSample, Series};
+        use crate::sample::HistogramSample;
         use std::sync::Arc;
         // Schema 0: bucket i holds (2^(i-1), 2^i].
         let h = Arc::new(FloatHistogram {

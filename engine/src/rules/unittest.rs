@@ -137,6 +137,15 @@ fn duration_node(n: &Node) -> Result<i64, YamlError> {
     parse_duration(&s).map_err(|e| YamlError::new(n.pos, e))
 }
 
+/// A test file's `evaluation_interval`: 1m when absent, null or zero.
+fn evaluation_interval(top: &Fields) -> Result<i64, YamlError> {
+    let ms = match top.get("evaluation_interval") {
+        Some(n) if !n.is_null() => duration_node(n)?,
+        _ => 0,
+    };
+    Ok(if ms == 0 { 60_000 } else { ms })
+}
+
 fn string_map_labels(n: &Node) -> Result<Labels, YamlError> {
     let pairs: Vec<Label> =
         n.as_string_map()?.into_iter().map(|(k, v, _)| Label::new(k, v)).collect();
@@ -153,10 +162,7 @@ fn parse_test_file(text: &str) -> Result<TestFile, YamlError> {
         &["rule_files", "evaluation_interval", "group_eval_order", "tests", "fuzzy_compare"];
     let f = Fields::new(&root, "unit test file", TOP, false)?;
     let rule_files = f.get("rule_files").map(Node::as_string_seq).transpose()?.unwrap_or_default();
-    let evaluation_interval_ms = match f.get("evaluation_interval") {
-        Some(n) if !n.is_null() => duration_node(n)?,
-        _ => 0,
-    };
+    let evaluation_interval_ms = evaluation_interval(&f)?;
     let group_eval_order =
         f.get("group_eval_order").map(Node::as_string_seq).transpose()?.unwrap_or_default();
     let fuzzy_compare = f.get("fuzzy_compare").map(Node::as_bool).transpose()?.unwrap_or(false);
@@ -164,17 +170,7 @@ fn parse_test_file(text: &str) -> Result<TestFile, YamlError> {
     for t in f.get("tests").map(Node::as_seq).transpose()?.unwrap_or(&[]) {
         tests.push(parse_test_group(t)?);
     }
-    Ok(TestFile {
-        rule_files,
-        evaluation_interval_ms: if evaluation_interval_ms == 0 {
-            60_000
-        } else {
-            evaluation_interval_ms
-        },
-        group_eval_order,
-        tests,
-        fuzzy_compare,
-    })
+    Ok(TestFile { rule_files, evaluation_interval_ms, group_eval_order, tests, fuzzy_compare })
 }
 
 fn parse_test_group(n: &Node) -> Result<TestGroup, YamlError> {
@@ -493,11 +489,7 @@ pub fn parse_data_yaml(text: &str, max_samples: usize) -> Result<Vec<InputSeries
     let (group, eval_interval) = match top.get("tests") {
         Some(tests) => {
             let first = tests.as_seq().map_err(|e| e.to_string())?.first().cloned();
-            let interval = match top.get("evaluation_interval") {
-                Some(n) if !n.is_null() => duration_node(n).map_err(|e| e.to_string())?,
-                _ => 0,
-            };
-            (first, if interval == 0 { 60_000 } else { interval })
+            (first, evaluation_interval(&top).map_err(|e| e.to_string())?)
         }
         None => (Some(root.clone()), 60_000),
     };

@@ -177,8 +177,9 @@ impl SeriesState {
     }
 
     fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        let hists = self.histograms();
         self.chunks.overlaps(mint, maxt)
-            || self.histograms().iter().any(|h| h.t >= mint && h.t <= maxt)
+            || hists.get(hists.partition_point(|h| h.t < mint)).is_some_and(|h| h.t <= maxt)
     }
 
     fn is_empty(&self) -> bool {
