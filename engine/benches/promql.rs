@@ -15,6 +15,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tocsin_engine::promql::Engine;
 use tocsin_engine::storage::Head;
 
+/// The host's allocator, so the numbers are the host's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn loaded(n: usize) -> Head {
     let head = Head::default();
     Dataset::new(n).load(&head, SAMPLES_2H);

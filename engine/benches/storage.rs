@@ -18,6 +18,10 @@ use tocsin_engine::sample::Sample;
 use tocsin_engine::storage::chunk::{self, ChunkAppender};
 use tocsin_engine::storage::{Head, Queryable};
 
+/// The host's allocator, so the numbers are the host's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Rounds generated up front so the timed loop only appends; reused with a
 /// time offset when criterion asks for more.
 const ROUNDS: usize = 120;

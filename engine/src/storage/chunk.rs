@@ -58,8 +58,12 @@ pub enum ChunkError {
 /// Bytes reserved by a series' first append.
 const FIRST_CHUNK_BYTES: usize = 64;
 
-/// Builds one chunk sample by sample. The buffer is a valid chunk after every
-/// append, so a reader can decode the open chunk without copying it.
+/// Builds one chunk sample by sample. Appends leave the header's count
+/// stale: once a chunk outgrows a cache line, its header and its tail sit in
+/// different lines, and storing the count on every append cost a second
+/// cache miss per sample when a scrape walks thousands of series. Readers
+/// get a valid chunk from [`ChunkAppender::bytes`], which writes the count
+/// first, and decode it in place, without copying.
 #[derive(Clone, Debug)]
 pub struct ChunkAppender {
     buf: Vec<u8>,
@@ -120,9 +124,25 @@ impl ChunkAppender {
         self.len() >= MAX_SAMPLES
     }
 
-    /// The encoded chunk (empty when no sample was appended).
-    pub fn bytes(&self) -> &[u8] {
+    /// The encoded chunk (empty when no sample was appended), its header
+    /// brought up to date.
+    pub fn bytes(&mut self) -> &[u8] {
+        if let Some(header) = self.buf.first_chunk_mut::<HEADER_LEN>() {
+            *header = self.count.to_be_bytes();
+        }
         &self.buf
+    }
+
+    /// Timestamp of the first sample, read without the header.
+    pub fn first_time(&self) -> Option<i64> {
+        let stream = self.buf.get(HEADER_LEN..)?;
+        ChunkIter::from_stream(self.count, stream).next()?.ok().map(|s| s.t)
+    }
+
+    /// The address of the last byte (0 before any sample), which the next
+    /// append writes to; for prefetching only.
+    pub fn tail_address(&self) -> usize {
+        (self.buf.as_ptr() as usize).wrapping_add(self.buf.len().saturating_sub(1))
     }
 
     /// Timestamp and value bits of the newest sample, if any.
@@ -170,7 +190,6 @@ impl ChunkAppender {
         self.t = t;
         self.v = v;
         self.count += 1;
-        self.buf[..HEADER_LEN].copy_from_slice(&self.count.to_be_bytes());
     }
 
     /// Prefix and payload go out in one write where they fit.
@@ -412,6 +431,11 @@ impl<'a> ChunkIter<'a> {
             // Too short for a header: claim one sample so `next` reports it.
             _ => (1, &[][..]),
         };
+        Self::from_stream(count, stream)
+    }
+
+    /// Decodes `count` samples from the bit stream that follows a header.
+    fn from_stream(count: u16, stream: &'a [u8]) -> Self {
         ChunkIter {
             r: BitReader::new(stream),
             count,
@@ -577,7 +601,7 @@ mod tests {
 
     #[test]
     fn empty_chunk_has_no_bytes_and_decodes_as_an_error() {
-        let a = ChunkAppender::new();
+        let mut a = ChunkAppender::new();
         assert!(a.bytes().is_empty());
         assert_eq!(a.last(), None);
         assert!(decode(a.bytes()).is_err());
@@ -585,10 +609,31 @@ mod tests {
     }
 
     #[test]
+    fn reads_between_appends_see_every_sample_so_far() {
+        // Appends leave the header stale; every read must still get a chunk
+        // whose count matches, also from a copy taken mid-way.
+        let mut a = ChunkAppender::new();
+        let mut expected = Vec::new();
+        for i in 0..300i64 {
+            let s = (1_000 + i * 15_000 + i % 3, (i as f64 * 1.5).to_bits());
+            a.append(s.0, f64::from_bits(s.1));
+            expected.push(s);
+            if i % 7 == 0 {
+                assert_eq!(decode(a.bytes()).unwrap(), expected);
+                let mut copy = a.clone();
+                assert_eq!(decode(copy.bytes()).unwrap(), expected);
+            }
+            assert_eq!(a.first_time(), Some(1_000));
+        }
+        assert_eq!(decode(a.bytes()).unwrap(), expected);
+        assert_eq!(ChunkAppender::new().first_time(), None);
+    }
+
+    #[test]
     fn regular_scrapes_cost_about_one_bit_per_timestamp() {
         let samples: Vec<_> =
             (0..120).map(|i| (1_700_000_000_000 + i * 15_000, 1.0f64.to_bits())).collect();
-        let a = encode(&samples);
+        let mut a = encode(&samples);
         assert_eq!(decode(a.bytes()).unwrap(), samples);
         // Header, t0, v0, delta, then two bits per sample (dod '0', xor '0').
         assert!(a.bytes().len() <= 2 + 6 + 8 + 3 + 2 * 120 / 8 + 1, "{}", a.bytes().len());
@@ -610,7 +655,7 @@ mod tests {
             STALE_NAN_BITS,
         ];
         let samples: Vec<_> = values.iter().enumerate().map(|(i, &v)| (i as i64, v)).collect();
-        let a = encode(&samples);
+        let mut a = encode(&samples);
         let back = decode(a.bytes()).unwrap();
         assert_eq!(back, samples);
         assert!(crate::sample::is_stale_nan(f64::from_bits(back[0].1)));
@@ -664,7 +709,7 @@ mod tests {
     fn truncated_chunks_are_errors_not_panics() {
         let samples: Vec<_> =
             (0..50).map(|i| (i * 1000 + i % 7, (i as f64 * 1.1).to_bits())).collect();
-        let a = encode(&samples);
+        let mut a = encode(&samples);
         for cut in 0..a.bytes().len() {
             let r = decode(&a.bytes()[..cut]);
             assert!(r.is_err(), "cut at {cut} decoded {r:?}");
@@ -690,7 +735,7 @@ mod tests {
     #[test]
     fn decode_range_filters_and_stops_early() {
         let samples: Vec<_> = (0..10).map(|i| (i * 10, (i as f64).to_bits())).collect();
-        let a = encode(&samples);
+        let mut a = encode(&samples);
         let mut out = Vec::new();
         decode_range(a.bytes(), 25, 60, &mut out).unwrap();
         assert_eq!(out.iter().map(|s| s.t).collect::<Vec<_>>(), vec![30, 40, 50, 60]);
@@ -719,7 +764,7 @@ mod tests {
     proptest! {
         #[test]
         fn arbitrary_samples_round_trip(samples in prop::collection::vec((any::<i64>(), any::<u64>()), 0..300)) {
-            let a = encode(&samples);
+            let mut a = encode(&samples);
             if samples.is_empty() {
                 prop_assert!(a.bytes().is_empty());
             } else {
@@ -729,7 +774,7 @@ mod tests {
 
         #[test]
         fn realistic_samples_round_trip(samples in realistic()) {
-            let a = encode(&samples);
+            let mut a = encode(&samples);
             if !samples.is_empty() {
                 prop_assert_eq!(decode(a.bytes()).unwrap(), samples.clone());
                 prop_assert_eq!(a.last(), samples.last().copied());
@@ -746,7 +791,7 @@ mod tests {
 
         #[test]
         fn corrupted_chunks_never_panic(samples in realistic(), flips in prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4)) {
-            let a = encode(&samples);
+            let mut a = encode(&samples);
             let mut bytes = a.bytes().to_vec();
             if !bytes.is_empty() {
                 for (i, bit) in flips {

@@ -794,7 +794,7 @@ impl Head {
         for s in all {
             buf.clear();
             {
-                let st = s.lock();
+                let mut st = s.lock();
                 if st.removed {
                     continue;
                 }
@@ -874,7 +874,7 @@ impl Head {
         out: &mut Vec<Sample>,
     ) -> Result<(), StorageError> {
         let mint = self.readable_from(mint);
-        let st = s.lock();
+        let mut st = s.lock();
         // As if looked up by id: retention may have removed it since.
         if st.removed {
             return Err(StorageError::SeriesNotFound(s.id));

@@ -23,9 +23,16 @@ const ENTRY_LEN: usize = 12;
 /// entry is 12 bytes against the ~8 a varint header per chunk would take.
 #[derive(Clone, Default)]
 pub(super) struct SeriesChunks {
-    sealed: Vec<u8>,
-    sealed_count: u32,
+    sealed: Sealed,
     open: ChunkAppender,
+}
+
+/// The sealed chunks and their index, apart from the open chunk so that a
+/// read can walk them while it brings the open chunk's header up to date.
+#[derive(Clone, Default)]
+struct Sealed {
+    buf: Vec<u8>,
+    count: u32,
 }
 
 /// One chunk, sealed or open, and where it is.
@@ -205,7 +212,7 @@ fn first_at_or_after(samples: &[Sample], span: (i64, i64), t: i64) -> usize {
 
 impl SeriesChunks {
     pub fn is_empty(&self) -> bool {
-        self.sealed.is_empty() && self.open.is_empty()
+        self.sealed.buf.is_empty() && self.open.is_empty()
     }
 
     /// Timestamp and value bits of the newest sample.
@@ -215,12 +222,12 @@ impl SeriesChunks {
 
     /// Chunks held, the open one included.
     pub fn chunk_count(&self) -> usize {
-        self.sealed_count as usize + usize::from(!self.open.is_empty())
+        self.sealed.count as usize + usize::from(!self.open.is_empty())
     }
 
     /// Heap bytes held, unused capacity included.
     pub fn heap_size(&self) -> usize {
-        self.sealed.capacity() + self.open.heap_size()
+        self.sealed.buf.capacity() + self.open.heap_size()
     }
 
     /// Oldest and newest timestamps held, or `None` when empty. Unreadable
@@ -228,12 +235,12 @@ impl SeriesChunks {
     /// report the error.
     pub fn time_range(&self) -> Option<(i64, i64)> {
         let (maxt, _) = self.open.last()?;
-        let first_chunk = match self.sealed_from(0, 0).and_then(|mut c| c.next().transpose()) {
-            Ok(Some(c)) => c.bytes,
-            Err(_) => return Some((i64::MIN, maxt)),
-            Ok(None) => self.open.bytes(),
+        let first = match self.sealed.chunks_from(0, 0).and_then(|mut c| c.next().transpose()) {
+            Ok(Some(c)) => chunk::first_time(c.bytes).ok(),
+            Err(_) => None,
+            Ok(None) => self.open.first_time(),
         };
-        Some((chunk::first_time(first_chunk).unwrap_or(i64::MIN), maxt))
+        Some((first.unwrap_or(i64::MIN), maxt))
     }
 
     /// Whether samples may lie in `[mint, maxt]`. Decides from the newest
@@ -251,7 +258,7 @@ impl SeriesChunks {
     /// newest timestamp settles it without decoding when `t` is past it,
     /// which is the usual case of a query over a long-lived series.
     fn starts_by(&self, t: i64) -> bool {
-        if let Ok((_, [oldest, ..])) = self.layout()
+        if let Ok((_, [oldest, ..])) = self.sealed.layout()
             && decode_entry(oldest).0 <= t
         {
             return true;
@@ -262,8 +269,7 @@ impl SeriesChunks {
     /// The address of the open chunk's last byte (0 before any sample), for
     /// prefetching only.
     pub fn tail_address(&self) -> usize {
-        let bytes = self.open.bytes();
-        (bytes.as_ptr() as usize).wrapping_add(bytes.len().saturating_sub(1))
+        self.open.tail_address()
     }
 
     /// Appends a sample whose timestamp the caller has checked is newer than
@@ -281,25 +287,20 @@ impl SeriesChunks {
         new_chunk
     }
 
-    /// Bytes of sealed chunks, before the index.
-    fn data_len(&self) -> usize {
-        self.sealed.len().saturating_sub(self.sealed_count as usize * ENTRY_LEN)
-    }
-
     fn seal(&mut self) {
         let Some((maxt, _)) = self.open.last() else { return };
+        let data_len = self.sealed.data_len();
         let bytes = self.open.bytes();
-        let data_len = self.data_len();
         // Exact growth: this buffer only grows once per chunk and is never
         // shared, so doubling would only waste memory.
-        self.sealed.reserve_exact(bytes.len() + ENTRY_LEN);
+        self.sealed.buf.reserve_exact(bytes.len() + ENTRY_LEN);
         // The chunk goes in front of the index, which moves up; the index is
         // a few hundred bytes at most.
-        self.sealed.extend_from_slice(bytes);
-        self.sealed[data_len..].rotate_right(bytes.len());
-        self.sealed.extend_from_slice(&maxt.to_le_bytes());
-        self.sealed.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        self.sealed_count += 1;
+        self.sealed.buf.extend_from_slice(bytes);
+        self.sealed.buf[data_len..].rotate_right(bytes.len());
+        self.sealed.buf.extend_from_slice(&maxt.to_le_bytes());
+        self.sealed.buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        self.sealed.count += 1;
         // The next chunk of a series is about as large as the last one: room
         // for that plus a little spares the ~10 reallocations of growing from
         // empty, at the cost of a few unused bytes per series.
@@ -312,7 +313,7 @@ impl SeriesChunks {
     pub fn truncate_before(&mut self, mint: i64) -> usize {
         let mut cut = 0usize;
         let mut dropped = 0;
-        if let Ok((data, entries)) = self.layout() {
+        if let Ok((data, entries)) = self.sealed.layout() {
             for e in entries {
                 let (maxt, len) = decode_entry(e);
                 // A length past the data is corruption: keep it for reads to report.
@@ -326,13 +327,13 @@ impl SeriesChunks {
             }
         }
         if dropped > 0 {
-            let index = self.data_len();
-            self.sealed.drain(index..index + dropped * ENTRY_LEN);
-            self.sealed.drain(..cut);
-            self.sealed.shrink_to_fit();
-            self.sealed_count -= dropped as u32;
+            let index = self.sealed.data_len();
+            self.sealed.buf.drain(index..index + dropped * ENTRY_LEN);
+            self.sealed.buf.drain(..cut);
+            self.sealed.buf.shrink_to_fit();
+            self.sealed.count -= dropped as u32;
         }
-        if self.sealed.is_empty() && self.open.last().is_some_and(|(t, _)| t < mint) {
+        if self.sealed.buf.is_empty() && self.open.last().is_some_and(|(t, _)| t < mint) {
             self.open = ChunkAppender::new();
             dropped += 1;
         }
@@ -343,13 +344,13 @@ impl SeriesChunks {
     /// With `cache`, the first two chunks read come from it, or are decoded
     /// into it whole for the next reads.
     pub fn read(
-        &self,
+        &mut self,
         mint: i64,
         maxt: i64,
         out: &mut Vec<Sample>,
         mut cache: Option<&mut DecodedChunks>,
     ) -> Result<(), ChunkError> {
-        let (data, entries) = self.layout()?;
+        let (data, entries) = self.sealed.layout()?;
         let open_maxt = self.open.last().map(|(t, _)| t);
         let (first, offset) =
             match cache.as_deref().and_then(|c| c.locate(mint, entries, open_maxt)) {
@@ -365,7 +366,7 @@ impl SeriesChunks {
             })
         });
         let mut slot = None;
-        for (k, c) in self.sealed_from(first, offset)?.chain(open).enumerate() {
+        for (k, c) in self.sealed.chunks_from(first, offset)?.chain(open).enumerate() {
             let c = c?;
             match cache.as_deref_mut() {
                 Some(cache) if k < 2 => cache.read(&c, mint, maxt, out, &mut slot)?,
@@ -398,18 +399,25 @@ impl SeriesChunks {
         }
         Ok((first, offset))
     }
+}
+
+impl Sealed {
+    /// Bytes of sealed chunks, before the index.
+    fn data_len(&self) -> usize {
+        self.buf.len().saturating_sub(self.count as usize * ENTRY_LEN)
+    }
 
     /// The sealed chunk bytes and the index entries.
     fn layout(&self) -> Result<(&[u8], &[[u8; ENTRY_LEN]]), ChunkError> {
-        let index_len = self.sealed_count as usize * ENTRY_LEN;
-        let split = self.sealed.len().checked_sub(index_len).ok_or(ChunkError::Framing)?;
-        let (data, index) = self.sealed.split_at(split);
+        let index_len = self.count as usize * ENTRY_LEN;
+        let split = self.buf.len().checked_sub(index_len).ok_or(ChunkError::Framing)?;
+        let (data, index) = self.buf.split_at(split);
         let (entries, _) = index.as_chunks::<ENTRY_LEN>();
         Ok((data, entries))
     }
 
     /// The sealed chunks from the `first`th on, which starts at `offset`.
-    fn sealed_from(
+    fn chunks_from(
         &self,
         first: usize,
         mut offset: usize,
@@ -449,7 +457,7 @@ mod tests {
         s
     }
 
-    fn read(s: &SeriesChunks, mint: i64, maxt: i64) -> Vec<i64> {
+    fn read(s: &mut SeriesChunks, mint: i64, maxt: i64) -> Vec<i64> {
         let mut out = Vec::new();
         s.read(mint, maxt, &mut out, None).unwrap();
         out.iter().map(|s| s.t).collect()
@@ -457,14 +465,14 @@ mod tests {
 
     #[test]
     fn cuts_chunks_and_reads_across_them() {
-        let s = filled(25, 10);
+        let mut s = filled(25, 10);
         assert_eq!(s.chunk_count(), 3);
         assert_eq!(s.time_range(), Some((0, 240)));
         assert_eq!(s.last(), Some((240, 24f64.to_bits())));
-        assert_eq!(read(&s, 0, 1000).len(), 25);
-        assert_eq!(read(&s, 85, 125), vec![90, 100, 110, 120]);
-        assert_eq!(read(&s, 95, 95), Vec::<i64>::new());
-        assert_eq!(read(&s, 240, 240), vec![240]);
+        assert_eq!(read(&mut s, 0, 1000).len(), 25);
+        assert_eq!(read(&mut s, 85, 125), vec![90, 100, 110, 120]);
+        assert_eq!(read(&mut s, 95, 95), Vec::<i64>::new());
+        assert_eq!(read(&mut s, 240, 240), vec![240]);
         assert!(s.overlaps(240, 240) && s.overlaps(-5, 0) && s.overlaps(95, 95));
         assert!(!s.overlaps(241, 300) && !s.overlaps(-10, -1));
     }
@@ -486,7 +494,7 @@ mod tests {
 
     #[test]
     fn cached_reads_match_uncached_ones() {
-        let s = filled(25, 10);
+        let mut s = filled(25, 10);
         let mut cache = DecodedChunks::default();
         // Windows sliding forward over three chunks (the last one open),
         // then jumps back and forth.
@@ -496,7 +504,7 @@ mod tests {
             let mut got = Vec::new();
             s.read(mint, maxt, &mut got, Some(&mut cache)).unwrap();
             let got: Vec<i64> = got.iter().map(|s| s.t).collect();
-            assert_eq!(got, read(&s, mint, maxt), "[{mint}, {maxt}]");
+            assert_eq!(got, read(&mut s, mint, maxt), "[{mint}, {maxt}]");
         }
     }
 
@@ -528,7 +536,7 @@ mod tests {
     #[test]
     fn corrupt_framing_is_an_error() {
         let mut s = filled(25, 10);
-        s.sealed.truncate(5);
+        s.sealed.buf.truncate(5);
         let mut out = Vec::new();
         assert_eq!(s.read(0, 1000, &mut out, None), Err(ChunkError::Framing));
         assert_eq!(s.time_range().map(|r| r.0), Some(i64::MIN));
