@@ -243,6 +243,9 @@ const PREFILL: usize = 600;
 /// Samples a series keeps in the steady-state head: 2 h, Prometheus's
 /// usual head span.
 const RETAINED: i64 = 480;
+/// Scrapes between two runs of retention: 5 minutes, the host's default
+/// `checkpoint_interval`.
+const RETENTION_EVERY: i64 = 20;
 const INTERVAL_MS: i64 = 15_000;
 
 fn ingest(c: &mut Criterion) {
@@ -323,10 +326,10 @@ impl<'a> Steady<'a> {
         r.map(|r| r.appended).unwrap_or(0)
     }
 
-    /// Drops what is older than 2 h, every 2 h of scrapes.
+    /// Drops what is older than 2 h, every 5 minutes of scrapes.
     fn retain(&self) {
         let k = self.k as i64;
-        if k % RETAINED == 0 {
+        if k % RETENTION_EVERY == 0 && k > RETAINED {
             self.head.truncate_before((k - RETAINED) * INTERVAL_MS);
         }
     }
