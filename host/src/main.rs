@@ -9,8 +9,10 @@ use tocsin_host::{api, cli, server};
 /// mimalloc rather than glibc's malloc: the head holds a small buffer per
 /// series that grows sample by sample, and mimalloc's per-size pages keep
 /// those together and reuse freed memory without going back to the kernel.
-/// Measured on scrape ingest (`cargo bench -p tocsin-engine --bench
-/// exposition`, which uses it too): 10-30 % faster, far fewer page faults.
+/// Measured here: scrape ingest (`cargo bench -p tocsin-engine --bench
+/// exposition`, which uses it too) 10-30 % faster with far fewer page
+/// faults; remote-write ingest (`serve_vs_prometheus`) 25-45 % faster, for
+/// 2-4 % more resident memory per series (695-709 against 679 bytes).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
