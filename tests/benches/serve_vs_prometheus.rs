@@ -7,7 +7,9 @@
 //!   before it, from /proc);
 //! - queries: median HTTP latency of the same queries over the same data.
 //!
-//! `cargo bench -p tocsin-tests --bench serve_vs_prometheus`
+//! `cargo build --release -p tocsin-host && cargo bench -p tocsin-tests
+//! --bench serve_vs_prometheus` (it runs `target/release/tocsin`, which
+//! `cargo bench` does not rebuild)
 //! (`TOCSIN_BENCH_SERIES=N`, default 100000; `TOCSIN_BENCH_SAMPLES=N` per
 //! series, default 40, 15 s apart, ending now.)
 
