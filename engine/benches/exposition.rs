@@ -13,6 +13,8 @@
 //!
 //! Run: `cargo bench -p tocsin-engine --bench exposition`.
 
+mod common;
+
 use std::fmt::Write;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -37,12 +39,9 @@ enum Values {
     Random(u64),
 }
 
-/// The splitmix64 finaliser: a well-mixed hash of `x`.
+/// A well-mixed hash of `x`: the first output of a splitmix64 seeded with it.
 fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    common::SplitMix::new(x).next_u64()
 }
 
 /// A node_exporter-like body with about `series` series: families of CPU,
@@ -50,29 +49,24 @@ fn mix(x: u64) -> u64 {
 /// each with HELP and TYPE lines.
 fn exposition(series: usize, values: Values, format: Format) -> String {
     let mut out = String::with_capacity(series * 100);
-    let seed = match values {
-        Values::Random(seed) => seed,
-        Values::Scrape(_) => 0,
+    let (mut rng, scrape) = match values {
+        Values::Random(seed) => (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, None),
+        Values::Scrape(k) => (0, Some(k)),
     };
-    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     // The series' number, from which `Values::Scrape` derives its constants.
     let mut index = 0u64;
-    let mut next = move || {
-        index += 1;
-        match values {
-            Values::Random(_) => {
-                // xorshift: cheap, deterministic values of realistic spread.
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                rng
-            }
-            Values::Scrape(_) => mix(index),
+    let mut next = move || match scrape {
+        None => {
+            // xorshift: cheap, deterministic values of realistic spread.
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
         }
-    };
-    let scrape = match values {
-        Values::Scrape(k) => Some(k),
-        Values::Random(_) => None,
+        Some(_) => {
+            index += 1;
+            mix(index)
+        }
     };
     // At scrape `k`: a counter from `base` by `step` (at least 1) plus a
     // jitter below `step`, so that it grows every scrape; a gauge that takes
